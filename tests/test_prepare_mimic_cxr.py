@@ -1,0 +1,140 @@
+import csv
+import gzip
+import json
+
+import pytest
+from PIL import Image
+
+from reclf_monai.data.datalist import load_datalist
+from reclf_monai.data.errors import DataError
+from reclf_monai.data.preparation.chexpert import OBSERVATIONS
+from reclf_monai.data.preparation.mimic_cxr import prepare_mimic_cxr
+
+# (dicom_id, subject_id, study_id, ViewPosition, official split)
+IMAGES = [
+    ("d1", "10000032", "50000001", "PA", "train"),
+    ("d2", "10000032", "50000001", "LATERAL", "train"),
+    ("d3", "10000032", "50000002", "AP", "train"),
+    ("d4", "10000032", "50000003", "PA", "train"),  # report without FINDINGS / IMPRESSION
+    ("d5", "10000032", "50000004", "PA", "train"),  # no report file
+    ("d6", "11000011", "51000001", "PA", "validate"),
+    ("d7", "12000012", "52000001", "AP", "test"),
+    ("d8", "12000012", "52000001", "LL", "test"),
+]
+REPORTS = {
+    "50000001": "EXAMINATION: CHEST PA AND LAT\n\nFINDINGS:\n There is a small left\n pleural effusion.\n"
+    "\n IMPRESSION:  Small left effusion, ___ informed.\n",
+    "50000002": "INDICATION: ___ with cough\n\nIMPRESSION: No acute cardiopulmonary process.\n",
+    "50000003": "INDICATION: Fever.\n\nCOMPARISON: None.\n",
+    "51000001": "FINDINGS: Heart size is normal.\nIMPRESSION: Normal chest.\n",
+    "52000001": "Findings : Right upper lobe opacity.\n",
+}
+EXPECTED_REPORTS = {
+    "d1": "There is a small left pleural effusion. Small left effusion, informed.",
+    "d3": "No acute cardiopulmonary process.",
+    "d6": "Heart size is normal. Normal chest.",
+    "d7": "Right upper lobe opacity.",
+}
+
+
+def write_csv(path, header, rows, compress=False):
+    opener = gzip.open if compress else open
+    with opener(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def mimic(tmp_path):
+    root = tmp_path / "mimic-cxr-jpg"
+    root.mkdir()
+    write_csv(
+        root / "mimic-cxr-2.0.0-metadata.csv.gz",
+        ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns"],
+        [(d, s, st, "CHEST (PA AND LAT)", view, 3, 4) for d, s, st, view, _ in IMAGES],
+        compress=True,
+    )
+    write_csv(root / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"],
+              [(d, st, s, split) for d, s, st, _, split in IMAGES])
+    labels = {"50000001": {"Pleural Effusion": "1.0", "Edema": "-1.0"}, "51000001": {"No Finding": "1.0"}}
+    write_csv(root / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *OBSERVATIONS],
+              [(s, st, *(labels.get(st, {}).get(name, "") for name in OBSERVATIONS))
+               for _, s, st, _, _ in IMAGES])
+    for d, s, st, _, _ in IMAGES:
+        folder = root / "files" / f"p{s[:2]}" / f"p{s}" / f"s{st}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (4, 3)).save(folder / f"{d}.jpg")
+        if st in REPORTS:
+            (folder.parent / f"s{st}.txt").write_text(REPORTS[st])
+    return root
+
+
+def test_frontal_reports_official_split_and_counts(mimic, tmp_path):
+    output = tmp_path / "out"
+    report = prepare_mimic_cxr(mimic, output)
+    counts = report.counts
+    assert counts["non_frontal_dropped"] == 2
+    assert counts["empty_report_dropped"] == 1 and counts["empty_report_studies"] == 1
+    assert counts["no_report_dropped"] == 1
+    assert (counts["training"], counts["validation"], counts["test"]) == (2, 1, 1)
+    dropped = sum(counts[k] for k in ("non_frontal_dropped", "no_report_dropped", "empty_report_dropped",
+                                      "missing_images_skipped"))
+    assert counts["metadata_images"] == dropped + counts["training"] + counts["validation"] + counts["test"]
+    assert "empty_report_dropped=1" in report.statistics_line()
+
+    content = json.loads((output / "mimic_cxr.json").read_text())
+    items = {item["dicom_id"]: item for split in ("training", "validation", "test") for item in content[split]}
+    assert set(items) == set(EXPECTED_REPORTS)
+    assert {d: item["report"] for d, item in items.items()} == EXPECTED_REPORTS
+    assert [item["dicom_id"] for item in content["validation"]] == ["d6"]
+    assert items["d1"] | {"report": None} == {
+        "image": "../mimic-cxr-jpg/files/p10/p10000032/s50000001/d1.jpg", "report": None,
+        "subject_id": "10000032", "study_id": "50000001", "dicom_id": "d1", "view": "PA",
+        "classes": ["Pleural Effusion"],
+    }  # fmt: skip
+    assert items["d6"]["classes"] == ["No Finding"]
+    loaded = load_datalist(output / "mimic_cxr.json", "test")
+    assert loaded[0]["image"] == str(mimic / "files" / "p12" / "p12000012" / "s52000001" / "d7.jpg")
+
+
+def test_sectioned_csv_gives_the_same_reports(mimic, tmp_path):
+    sectioned = tmp_path / "mimic_cxr_sectioned.csv"
+    rows = [("s50000001", "Small left effusion, ___ informed.", "There is a small left\n pleural effusion."),
+            ("s50000002", "No acute cardiopulmonary process.", ""),
+            ("s50000003", "", ""),
+            ("s51000001", "Normal chest.", "Heart size is normal."),
+            ("s52000001", "", "Right upper lobe opacity.")]  # fmt: skip
+    write_csv(sectioned, ["study", "impression", "findings", "last_paragraph", "comparison"],
+              [(*row, "", "") for row in rows])
+    report = prepare_mimic_cxr(mimic, tmp_path / "out", sectioned_csv=sectioned)
+    content = json.loads((tmp_path / "out" / "mimic_cxr.json").read_text())
+    items = {item["dicom_id"]: item["report"] for split in ("training", "validation", "test") for item in content[split]}
+    assert items == EXPECTED_REPORTS
+    assert report.counts["empty_report_dropped"] == 1 and report.counts["no_report_dropped"] == 1
+
+
+def test_without_label_table_items_have_no_classes(mimic, tmp_path):
+    (mimic / "mimic-cxr-2.0.0-chexpert.csv").unlink()
+    prepare_mimic_cxr(mimic, tmp_path / "out")
+    content = json.loads((tmp_path / "out" / "mimic_cxr.json").read_text())
+    assert all("classes" not in item for item in content["training"])
+
+
+def test_missing_split_column_names_file_and_column(mimic, tmp_path):
+    write_csv(mimic / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id"], [("d1", "1", "2")])
+    with pytest.raises(DataError, match=r"mimic-cxr-2.0.0-split.csv: missing column\(s\) \['split'\]"):
+        prepare_mimic_cxr(mimic, tmp_path / "out")
+
+
+def test_missing_image_stops_unless_skipped(mimic, tmp_path):
+    (mimic / "files" / "p11" / "p11000011" / "s51000001" / "d6.jpg").unlink()
+    with pytest.raises(DataError, match="d6.jpg: image not found"):
+        prepare_mimic_cxr(mimic, tmp_path / "out")
+    report = prepare_mimic_cxr(mimic, tmp_path / "out", skip_missing_images=True)
+    assert report.counts["missing_images_skipped"] == 1 and report.counts["validation"] == 0
+
+
+def test_reports_in_the_wrong_place_are_an_error(mimic, tmp_path):
+    with pytest.raises(DataError, match="report file not found, and neither is any other"):
+        prepare_mimic_cxr(mimic, tmp_path / "out", reports_root=tmp_path / "elsewhere")
