@@ -1,0 +1,24 @@
+"""Data layer: datalists, report text, image reading and report tokenisation."""
+
+from .datalist import SPLITS, load_datalist, split_by_group, write_datalist
+from .errors import DataError
+from .image_loading import ChestXrayReader, chest_xray_transforms, read_image_2d
+from .report_text import compose_report, extract_sections, normalise_report_text, split_sentences
+from .tokenization import TokenizeReportd, default_text_encoder_path
+
+__all__ = [
+    "SPLITS",
+    "ChestXrayReader",
+    "DataError",
+    "TokenizeReportd",
+    "chest_xray_transforms",
+    "compose_report",
+    "default_text_encoder_path",
+    "extract_sections",
+    "load_datalist",
+    "normalise_report_text",
+    "read_image_2d",
+    "split_by_group",
+    "split_sentences",
+    "write_datalist",
+]
