@@ -1,0 +1,138 @@
+"""Image encoder: a MONAI 2-D backbone giving projected patch features and a global vector."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import torch
+from monai.networks import nets
+from torch import nn
+
+from reclf_monai.data.errors import DataError
+
+RESNETS = ("resnet18", "resnet34", "resnet50")
+BACKBONES = RESNETS + ("vit",)
+LOCAL_LAYERS = ("layer3", "layer4")
+
+
+class ResNetFeatures(nn.Module):
+    """MONAI 2-D ResNet: (patch feature map of `local_layer`, average-pooled layer4 vector).
+
+    The stem uses stride 2 (`conv1_t_stride=2`; MONAI's default is 1) so the network downsamples
+    like the standard ResNet: layer3 is 1/16 of the input (GLoRIA's local map: 19x19 at 299 px,
+    14x14 at 224 px) and layer4 1/32. GLoRIA matches words against layer3; layer4 is coarser
+    but semantically stronger.
+    """
+
+    def __init__(self, name: str, in_channels: int, local_layer: str = "layer3"):
+        super().__init__()
+        if local_layer not in LOCAL_LAYERS:
+            raise ValueError(f"unknown local_layer {local_layer!r}; choose one of {LOCAL_LAYERS}")
+        self.backbone = getattr(nets, name)(
+            spatial_dims=2, n_input_channels=in_channels, feed_forward=False, conv1_t_stride=2
+        )
+        expansion = type(self.backbone.layer1[0]).expansion
+        self.local_layer = local_layer
+        self.local_channels = (256 if local_layer == "layer3" else 512) * expansion
+        self.global_channels = 512 * expansion
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        net = self.backbone
+        x = net.maxpool(net.act(net.bn1(net.conv1(image))))
+        layer3 = net.layer3(net.layer2(net.layer1(x)))
+        layer4 = net.layer4(layer3)
+        local = layer3 if self.local_layer == "layer3" else layer4
+        return local, layer4.mean(dim=(2, 3))
+
+
+class ViTFeatures(nn.Module):
+    """MONAI 2-D ViT: (patch tokens as a map (B, C, H/p, W/p), mean of the tokens).
+
+    `vit_config` goes to ``monai.networks.nets.ViT`` (patch_size, hidden_size, mlp_dim,
+    num_layers, num_heads, dropout_rate, ...); the input size is fixed at `img_size`.
+    """
+
+    def __init__(self, in_channels: int, img_size: int, vit_config: Optional[Mapping[str, Any]] = None):
+        super().__init__()
+        config = {"patch_size": 16, **(vit_config or {})}
+        self.backbone = nets.ViT(
+            in_channels=in_channels, img_size=img_size, spatial_dims=2, classification=False, **config
+        )
+        self.grid = img_size // config["patch_size"]
+        self.local_channels = self.global_channels = self.backbone.norm.normalized_shape[0]
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.backbone(image)[0]
+        local = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], self.grid, self.grid)
+        return local, tokens.mean(dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """Patch features (B, D, h, w) and a global vector (B, D) in the joint space.
+
+    Args:
+        backbone: `resnet18`, `resnet34`, `resnet50` (MONAI ResNet) or `vit` (MONAI ViT).
+        in_channels: 1 for grey-scale radiographs, 3 for ImageNet-style inputs.
+        embed_dim: D, the joint dimension. Patch features use a 1x1 convolution (as GLoRIA),
+            the global vector a linear layer.
+        local_layer: ResNet map used for patches, `layer3` (default, GLoRIA) or `layer4`.
+        img_size: input side length (ViT only: its position embeddings fix it).
+        vit_config: extra ``monai.networks.nets.ViT`` arguments (ViT only).
+        pretrained_path: optional state_dict file for the backbone (the MONAI ResNet/ViT; a file
+            holding {"state_dict": ...} works too). ResNet keys match torchvision's apart from `fc.*`.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        in_channels: int = 1,
+        embed_dim: int = 768,
+        local_layer: str = "layer3",
+        img_size: int = 224,
+        vit_config: Optional[Mapping[str, Any]] = None,
+        pretrained_path: Optional[str | os.PathLike] = None,
+    ):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+        if backbone == "vit":
+            self.features: nn.Module = ViTFeatures(in_channels, img_size, vit_config)
+        else:
+            self.features = ResNetFeatures(backbone, in_channels, local_layer)
+        if pretrained_path is not None:
+            load_backbone_weights(self.features.backbone, pretrained_path)
+        self.embed_dim = embed_dim
+        self.local_projection = nn.Conv2d(self.features.local_channels, embed_dim, kernel_size=1, bias=False)
+        self.global_projection = nn.Linear(self.features.global_channels, embed_dim)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        local, global_features = self.features(image)
+        return self.local_projection(local), self.global_projection(global_features)
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
+    """Load a state_dict file into `backbone`; every key must match (else a DataError naming the file)."""
+    if not os.path.isfile(path):
+        raise DataError(path, "backbone weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not a checkpoint
+        raise DataError(path, f"not a readable PyTorch state_dict file ({error})") from error
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise DataError(path, f"expected a state_dict (a mapping of tensors), found {type(state).__name__}")
+    expected = backbone.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong_shape:
+        problems = [
+            f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape))
+            if keys
+        ]
+        raise DataError(path, f"weights do not fit the {type(backbone).__name__} backbone: " + "; ".join(problems))
+    backbone.load_state_dict(state)

@@ -1,0 +1,185 @@
+"""Local matching: GLoRIA equality, masking, chunking, and gradients into SRM/IRM."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reclf_monai.losses import SymmetricInfoNCE
+from reclf_monai.networks import LOCAL_AGGREGATIONS, LocalMatching, masked_softmax
+
+torch.set_num_threads(1)
+
+B, P, T, D = 4, 16, 10, 24
+
+
+def make_batch(seed=0, batch=B, tokens=T):
+    """Random patches/words; each report has [CLS] at 0, words, [SEP], then padding."""
+    generator = torch.Generator().manual_seed(seed)
+    patches = torch.randn(batch, P, D, generator=generator)
+    words = torch.randn(batch, tokens, D, generator=generator)
+    lengths = torch.tensor([tokens - 2 - (j % 3) for j in range(batch)])
+    positions = torch.arange(tokens)
+    word_mask = (positions[None] >= 1) & (positions[None] <= lengths[:, None])
+    importance = torch.rand(batch, tokens, generator=generator)
+    return patches, words, word_mask, importance
+
+
+def gloria_reference_similarity(patches, words, word_mask, temp1=4.0, temp2=5.0, eps=1e-8):
+    """GLoRIA's local similarity written straight from its formula, one report at a time,
+    materialising every word's image context (as GLoRIA's own loop does)."""
+    columns = []
+    for j in range(words.shape[0]):
+        report = words[j][word_mask[j]]  # (n_j, D): only the report's words
+        region_word = torch.einsum("ipd,td->ipt", patches, report)
+        attention = torch.softmax(region_word, dim=2)  # over the report's words, per region
+        attention = torch.softmax(temp1 * attention.transpose(1, 2), dim=2)  # over regions, per word
+        context = attention @ patches  # (B_img, n_j, D)
+        cosine = (context * report).sum(-1) / (context.norm(dim=-1) * report.norm(dim=-1)).clamp(min=eps)
+        columns.append(torch.log(torch.exp(temp2 * cosine).sum(dim=1)))
+    return torch.stack(columns, dim=1)
+
+
+def test_lse_equals_gloria_formula_in_loss_and_gradients():
+    patches, words, word_mask, _ = make_batch()
+    temp3 = 10.0
+    loss = SymmetricInfoNCE()
+    inputs_fast = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+    inputs_ref = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+
+    fast = loss(temp3 * LocalMatching(D, "lse")(inputs_fast[0], inputs_fast[1], word_mask))
+    reference = loss(temp3 * gloria_reference_similarity(inputs_ref[0], inputs_ref[1], word_mask))
+    fast.backward()
+    reference.backward()
+
+    assert torch.allclose(fast, reference, rtol=1e-4, atol=0)
+    for mine, theirs in zip(inputs_fast, inputs_ref):
+        assert theirs.grad.abs().max() > 0
+        assert torch.allclose(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_shapes_for_unequal_image_and_report_counts():
+    patches, words, word_mask, importance = make_batch()
+    for aggregation in LOCAL_AGGREGATIONS:
+        details = LocalMatching(D, aggregation, match_dim=8, relation_heads=2).match_details(
+            patches[:3], words, word_mask, importance
+        )
+        assert details["similarity"].shape == (3, B)
+        assert details["token_scores"].shape == details["token_weights"].shape == (3, B, T)
+        assert details["attention"].shape == (3, B, T, P)
+        weights = details["token_weights"]
+        assert torch.all(weights[:, ~word_mask] == 0), aggregation
+        assert torch.allclose(weights.sum(-1), torch.ones(3, B), atol=1e-5), aggregation
+
+
+@pytest.mark.parametrize("aggregation", LOCAL_AGGREGATIONS)
+def test_padding_tokens_never_change_scores(aggregation):
+    patches, words, word_mask, importance = make_batch()
+    torch.manual_seed(0)
+    matching = LocalMatching(D, aggregation, match_dim=8, relation_heads=2).eval()
+    _perturb_zero_initialised_layers(matching)
+    extra = 5
+    padded_words = torch.cat([words, 100 * torch.randn(B, extra, D)], dim=1)
+    padded_mask = torch.cat([word_mask, torch.zeros(B, extra, dtype=torch.bool)], dim=1)
+    padded_importance = torch.cat([importance, torch.rand(B, extra)], dim=1)
+    # and garbage in the already-masked [CLS]/[SEP]/[PAD] slots must not matter either
+    garbage_words = torch.where(word_mask[..., None], words, torch.randn_like(words))
+
+    plain = matching(patches, words, word_mask, importance)
+    padded = matching(patches, padded_words, padded_mask, padded_importance)
+    garbage = matching(patches, garbage_words, word_mask, importance)
+    assert torch.allclose(plain, padded, atol=1e-5)
+    assert torch.allclose(plain, garbage, atol=1e-5)
+
+
+@pytest.mark.parametrize("aggregation", LOCAL_AGGREGATIONS)
+def test_chunked_equals_unchunked(aggregation):
+    patches, words, word_mask, importance = make_batch()
+    torch.manual_seed(0)
+    whole = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)
+    _perturb_zero_initialised_layers(whole)
+    chunked = LocalMatching(D, aggregation, match_dim=8, relation_heads=2, memory_budget_mb=1e-6, checkpoint_chunks=True)
+    chunked.load_state_dict(whole.state_dict())
+    assert chunked.images_per_chunk(B, T, P) == 1
+
+    outputs, grads = [], []
+    for matching in (whole, chunked):
+        features = patches.clone().requires_grad_()
+        score = matching(features, words, word_mask, importance)
+        (score * torch.arange(B * B, dtype=torch.float32).view(B, B)).sum().backward()
+        outputs.append(score)
+        grads.append(features.grad)
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-6)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_srm_and_irm_receive_gradients_and_srm_inner_layers_learn_after_one_step():
+    patches, words, word_mask, _ = make_batch()
+    torch.manual_seed(0)
+    matching = LocalMatching(D, "reclf", match_dim=8, relation_heads=2)
+    optimiser = torch.optim.SGD(matching.parameters(), lr=0.5)
+
+    def step():
+        optimiser.zero_grad()
+        SymmetricInfoNCE()(matching(patches, words, word_mask) / 0.1).backward()
+
+    step()
+    # g (score correction) and the IRM output layer start at zero, but receive gradient at once.
+    assert matching.srm.score_correction.weight.grad.abs().sum() > 0
+    assert matching.irm.importance[-1].weight.grad.abs().sum() > 0
+    srm_inner = [p for name, p in matching.srm.encoder.named_parameters() if "weight" in name]
+    optimiser.step()
+    step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in srm_inner)
+    assert matching.irm.importance[0].weight.grad.abs().sum() > 0
+
+
+def test_relation_modules_start_from_plain_mean_matching():
+    patches, words, word_mask, _ = make_batch()
+    mean = LocalMatching(D, "mean")(patches, words, word_mask)
+    for aggregation in ("srm", "irm", "reclf"):
+        relational = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)(patches, words, word_mask)
+        assert torch.allclose(relational, mean, atol=1e-6), aggregation
+
+
+def test_fixed_importance_weights_are_the_renormalised_importance():
+    patches, words, word_mask, importance = make_batch()
+    details = LocalMatching(D, "fixed_importance").match_details(patches, words, word_mask, importance)
+    expected = importance * word_mask / (importance * word_mask).sum(-1, keepdim=True)
+    assert torch.allclose(details["token_weights"], expected.expand(B, B, T), atol=1e-6)
+    with pytest.raises(ValueError, match="word_importance"):
+        LocalMatching(D, "fixed_importance")(patches, words, word_mask)
+
+
+def test_matching_scores_are_cosines_of_word_and_context():
+    patches, words, word_mask, _ = make_batch()
+    details = LocalMatching(D, "mean", attention_temperature=0.2).match_details(patches, words, word_mask)
+    unit_patches, unit_words = F.normalize(patches, dim=-1), F.normalize(words, dim=-1)
+    attention = torch.softmax(torch.einsum("jtd,ipd->ijtp", unit_words, unit_patches) / 0.2, dim=-1)
+    context = torch.einsum("ijtp,ipd->ijtd", attention, unit_patches)
+    cosine = F.cosine_similarity(context, unit_words[None].expand_as(context), dim=-1)
+    assert torch.allclose(details["attention"], attention, atol=1e-6)
+    assert torch.allclose(details["token_scores"][:, word_mask], cosine[:, word_mask], atol=1e-5)
+
+
+def test_masked_softmax_gives_zeros_for_an_empty_row():
+    logits = torch.randn(2, 4)
+    mask = torch.tensor([[True, False, True, False], [False] * 4])
+    weights = masked_softmax(logits, mask)
+    assert torch.all(weights[1] == 0)
+    assert torch.allclose(weights[0].sum(), torch.tensor(1.0))
+    assert weights[0, 1] == weights[0, 3] == 0
+
+
+def test_unknown_aggregation_is_rejected():
+    with pytest.raises(ValueError, match="unknown local aggregation"):
+        LocalMatching(D, "max")
+
+
+def _perturb_zero_initialised_layers(matching):
+    """Give SRM's g and IRM's output layer nonzero weights so the tests exercise them."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        if matching.srm is not None:
+            matching.srm.score_correction.weight.normal_(generator=generator)
+        if matching.irm is not None:
+            matching.irm.importance[-1].weight.normal_(generator=generator)
