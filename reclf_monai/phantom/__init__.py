@@ -1,0 +1,27 @@
+"""IU-Phantom: real IU chest X-ray reports paired with SYNTHETIC frontal radiographs.
+
+Each image is rendered from its report's MeSH major terms (finding type, side, zone, severity),
+so finding masks, boxes and class labels are exact. See docs/iu_phantom.md.
+"""
+
+from .corpus import CorpusSummary, build_corpus, stratified_split
+from .mesh_findings import FindingSpec, MeshTerm, parse_mesh_term, resolve_findings
+from .radiograph import RenderedCase, case_rng, render_case
+from .zero_shot_classes import PROMPTS, ZERO_SHOT_CLASSES, class_target, single_class
+
+__all__ = [
+    "CorpusSummary",
+    "FindingSpec",
+    "MeshTerm",
+    "PROMPTS",
+    "RenderedCase",
+    "ZERO_SHOT_CLASSES",
+    "build_corpus",
+    "case_rng",
+    "class_target",
+    "parse_mesh_term",
+    "render_case",
+    "resolve_findings",
+    "single_class",
+    "stratified_split",
+]

@@ -1,0 +1,33 @@
+#!/usr/bin/env python
+"""Build IU-Phantom: the 3,955 real IU reports with SYNTHETIC radiographs rendered from their MeSH
+findings, as MONAI datalists (see docs/iu_phantom.md).
+
+The reports (CC BY-NC-ND 4.0) are read at run time from the installed torchxrayvision wheel;
+never commit or redistribute the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from reclf_monai.phantom import build_corpus
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True, help="folder for datalist.json, images/, masks/, zero-shot files")
+    parser.add_argument("--image_size", type=int, default=224, help="image side in pixels (default 224)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of images and splits (default 0)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N reports (tests, quick demos)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes (default: up to 2)")
+    args = parser.parse_args(argv)
+    if args.image_size < 32:
+        parser.error("--image_size must be at least 32")
+    summary = build_corpus(args.output_dir, args.image_size, args.seed, args.limit, args.workers)
+    print("\n".join(summary.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
