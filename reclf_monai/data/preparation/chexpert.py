@@ -140,7 +140,8 @@ def prepare_chexpert(
     excluded = {row["Path"] for row, _ in five_by_200}
     remaining = [row for row in train_rows if row["Path"] not in excluded]
     if validation_size >= len(remaining):
-        raise DataError(train_csv, f"{len(remaining)} images left after 5x200, too few for {validation_size} validation images")
+        problem = f"{len(remaining)} images left after 5x200, too few for {validation_size} validation images"
+        raise DataError(train_csv, problem)
     validation_positions = set(sample_positions(len(remaining), validation_size, seed))
     sources = {
         "training": [row for i, row in enumerate(remaining) if i not in validation_positions],

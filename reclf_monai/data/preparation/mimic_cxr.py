@@ -49,6 +49,12 @@ def _study_number(study: str) -> str:
     return study[1:] if study[:1] in ("s", "S") else study
 
 
+def _image_path(root: Path, row: dict[str, str]) -> Path:
+    """``ROOT/files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg`` for one metadata row."""
+    subject = row["subject_id"]
+    return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{row['study_id']}" / f"{row['dicom_id']}.jpg"
+
+
 def _reports_from_files(reports_root: Path, studies: dict[str, str]) -> dict[str, str | None]:
     """FINDINGS + IMPRESSION per study from ``files/pXX/pSUBJECT/sSTUDY.txt`` (None: no file)."""
     reports: dict[str, str | None] = {}
@@ -117,10 +123,7 @@ def prepare_mimic_cxr(
         reports = _reports_from_files(Path(reports_root) if reports_root is not None else root, studies)
 
     with_report = [row for row in frontal if reports[row["study_id"]]]
-    image_paths = [
-        root / "files" / f"p{row['subject_id'][:2]}" / f"p{row['subject_id']}" / f"s{row['study_id']}" / f"{row['dicom_id']}.jpg"
-        for row in with_report
-    ]
+    image_paths = [_image_path(root, row) for row in with_report]
     missing = find_missing(image_paths, metadata_path, skip_missing_images)
 
     splits: dict[str, list[dict]] = {name: [] for name in SPLIT_NAMES.values()}

@@ -57,7 +57,8 @@ def read_boxes(table: Path) -> dict[str, list[tuple[float, float, float, float]]
         try:
             patient.append(tuple(float(row[name]) for name in ("x", "y", "width", "height")))
         except ValueError:
-            raise DataError(table, f"patientId {row['patientId']}: Target 1 needs numeric x, y, width, height") from None
+            problem = f"patientId {row['patientId']}: Target 1 needs numeric x, y, width, height"
+            raise DataError(table, problem) from None
     return boxes
 
 

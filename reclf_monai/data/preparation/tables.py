@@ -50,14 +50,12 @@ def read_table(
                 raise DataError(path, f"missing column(s) {missing}; the file has {header}")
             wanted = [*required, *(name for name in optional if name not in required)]
             positions = {name: header.index(name) for name in wanted if name in header}
-            rows = []
-            for row in reader:
-                if not row:
-                    continue
-                rows.append(
-                    {name: (row[i].strip() if i < len(row) else "") for name, i in positions.items()}
-                    | {name: "" for name in wanted if name not in positions}
-                )
+            absent = {name: "" for name in wanted if name not in positions}
+            rows = [
+                {**{name: row[i].strip() if i < len(row) else "" for name, i in positions.items()}, **absent}
+                for row in reader
+                if row
+            ]
     except (UnicodeDecodeError, OSError, csv.Error) as err:
         raise DataError(path, f"cannot be read as CSV ({err})") from err
     return rows
