@@ -311,7 +311,8 @@ def _pericardial_effusion_adjust(patient: Patient, placement: Placement, rng) ->
 
 
 def _heart_region(chest: Chest, placement: Placement, rng) -> np.ndarray:
-    return chest.heart
+    """The cardiac silhouette: the heart above the diaphragm."""
+    return chest.heart * soft_step(chest.dome_level(LEFT, chest.u) + 0.01 - chest.v, chest.edge)
 
 
 def _inflation(dome: float, curvature: float, ctr: float, air: float, markings: float) -> Adjust:

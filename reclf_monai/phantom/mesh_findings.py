@@ -100,8 +100,16 @@ def _in_lung(term: MeshTerm) -> bool:
     return term.has(*_LUNG_WORDS) or term.zone in _LUNG_ZONES
 
 
-def _density(term: MeshTerm) -> str | None:
-    if not _in_lung(term) or term.has("ribs", "clavicle", "breast", "heart", "mediastinum"):
+# Anatomy words that put a finding outside the lungs.
+_NOT_LUNG_WORDS = (
+    "ribs", "clavicle", "breast", "heart", "mediastinum", "pleura", "spine", "thoracic vertebrae",
+    "abdomen", "shoulder", "humerus", "neck", "sternum", "supracardiac", "pleural sinus", "adipose tissue",
+)
+
+
+def _lung_lesion(term: MeshTerm) -> str | None:
+    """An opacity or density of the lung; round ones are drawn as nodules."""
+    if term.has(*_NOT_LUNG_WORDS):
         return None
     return "Nodule" if term.has("round") else "Opacity"
 
@@ -164,17 +172,17 @@ def _qualified(type_name: str, *words: str) -> Callable[[MeshTerm], str | None]:
 
 
 def _in_lung_only(type_name: str) -> Callable[[MeshTerm], str | None]:
-    return lambda term: type_name if _in_lung(term) or not term.qualifiers else None
+    return lambda term: None if term.has(*_NOT_LUNG_WORDS) else type_name
 
 
 _Rule = str | tuple[str, ...] | Callable[[MeshTerm], "str | tuple[str, ...] | None"]
 
 # Descriptor -> phantom finding type(s), or a rule deciding from the qualifiers.
 RULES: dict[str, _Rule] = {
-    "Opacity": _in_lung_only("Opacity"),
+    "Opacity": _lung_lesion,
     "Airspace Disease": "Opacity",
     "Infiltrate": "Opacity",
-    "Density": _density,
+    "Density": _lung_lesion,
     "Consolidation": "Consolidation",
     "Pneumonia": "Consolidation",
     "Pulmonary Atelectasis": "Atelectasis",
