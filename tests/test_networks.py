@@ -1,0 +1,266 @@
+"""Image/text encoders and the RECLF model, with tiny networks (no downloads)."""
+
+import pytest
+import torch
+from monai.networks.utils import convert_to_torchscript
+from transformers import AutoTokenizer
+
+from reclf_monai.data.errors import DataError
+from reclf_monai.data.tokenization import default_text_encoder_path
+from reclf_monai.losses import ContrastiveLoss
+from reclf_monai.networks import AGGREGATIONS, ImageEncoder, RECLFModel, TextEncoder
+
+torch.set_num_threads(1)
+
+EMBED = 16
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+REPORTS = ["No pleural effusion.", "Opacity in the right upper lobe.", "Mild cardiomegaly.", "Normal chest, no acute disease."]
+
+
+def tokenize(texts, max_length=12):
+    tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
+    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def tiny_text_encoder(**kwargs):
+    return TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TINY_BERT, **kwargs)
+
+
+def tiny_model(aggregation="reclf", **kwargs):
+    torch.manual_seed(0)
+    return RECLFModel(
+        ImageEncoder("resnet18", in_channels=1, embed_dim=EMBED),
+        tiny_text_encoder(),
+        aggregation,
+        match_dim=8,
+        relation_heads=2,
+        **kwargs,
+    )
+
+
+def images(batch=4, size=64):
+    return torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------- image encoder
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50"])
+@pytest.mark.parametrize("local_layer, grid", [("layer3", 4), ("layer4", 2)])
+def test_resnet_encoder_gives_patch_map_and_global_vector(backbone, local_layer, grid):
+    encoder = ImageEncoder(backbone, in_channels=1, embed_dim=EMBED, local_layer=local_layer)
+    patch_map, global_vector = encoder(images(batch=2))
+    assert patch_map.shape == (2, EMBED, grid, grid)  # 64 px: layer3 at 1/16, layer4 at 1/32
+    assert global_vector.shape == (2, EMBED)
+
+
+def test_resnet_encoder_takes_three_channels_and_is_scriptable():
+    encoder = ImageEncoder("resnet18", in_channels=3, embed_dim=EMBED).eval()
+    image = torch.randn(2, 3, 64, 64)
+    scripted = torch.jit.script(encoder)
+    for mine, theirs in zip(encoder(image), scripted(image)):
+        assert torch.allclose(mine, theirs, atol=1e-5)
+
+
+def test_vit_encoder_gives_token_grid():
+    pytest.importorskip("einops")  # monai.networks.nets.ViT needs it
+    vit_config = {"patch_size": 16, "hidden_size": 32, "mlp_dim": 64, "num_layers": 2, "num_heads": 2}
+    encoder = ImageEncoder("vit", in_channels=1, embed_dim=EMBED, img_size=64, vit_config=vit_config)
+    patch_map, global_vector = encoder(images(batch=2))
+    assert patch_map.shape == (2, EMBED, 4, 4)
+    assert global_vector.shape == (2, EMBED)
+
+
+def test_backbone_weights_load_from_a_state_dict_file(tmp_path):
+    source = ImageEncoder("resnet18", embed_dim=EMBED)
+    plain, nested = tmp_path / "plain.pt", tmp_path / "nested.pt"
+    torch.save(source.features.backbone.state_dict(), plain)
+    torch.save({"state_dict": source.features.backbone.state_dict(), "epoch": 3}, nested)
+    for path in (plain, nested):
+        loaded = ImageEncoder("resnet18", embed_dim=EMBED, pretrained_path=path)
+        assert torch.equal(loaded.features.backbone.conv1.weight, source.features.backbone.conv1.weight)
+
+
+def test_backbone_weights_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="missing.pt: backbone weights file not found"):
+        ImageEncoder("resnet18", pretrained_path=tmp_path / "missing.pt")
+    wrong = tmp_path / "resnet34.pt"
+    torch.save(ImageEncoder("resnet34", embed_dim=EMBED).features.backbone.state_dict(), wrong)
+    with pytest.raises(DataError, match="resnet34.pt: weights do not fit .*unexpected keys"):
+        ImageEncoder("resnet18", pretrained_path=wrong)
+    three_channels = tmp_path / "rgb.pt"
+    torch.save(ImageEncoder("resnet18", in_channels=3).features.backbone.state_dict(), three_channels)
+    with pytest.raises(DataError, match="wrong shapes \\(1\\): conv1.weight"):
+        ImageEncoder("resnet18", in_channels=1, pretrained_path=three_channels)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(DataError, match="garbage.pt: not a readable"):
+        ImageEncoder("resnet18", pretrained_path=garbage)
+
+
+def test_unknown_backbone_is_rejected():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ImageEncoder("densenet121")
+
+
+# ---------------------------------------------------------------- text encoder
+
+
+def test_default_text_encoder_is_the_local_minilm_and_masks_special_tokens():
+    encoder = TextEncoder(embed_dim=EMBED)
+    assert encoder.model.config.hidden_size == 384 and encoder.model.config.num_hidden_layers == 6
+    input_ids, attention_mask = tokenize(REPORTS[:2])
+    features = encoder(input_ids, attention_mask)
+    assert features["tokens"].shape == (2, 12, EMBED)
+    assert features["global"].shape == (2, EMBED)
+    tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
+    for row, text in enumerate(REPORTS[:2]):
+        words = len(tokenizer.tokenize(text))
+        expected = torch.zeros(12, dtype=torch.bool)
+        expected[1 : 1 + words] = True  # [CLS] words [SEP] [PAD]...
+        assert torch.equal(features["word_mask"][row], expected)
+
+
+def test_padding_does_not_change_text_features():
+    encoder = tiny_text_encoder().eval()
+    short = encoder(*tokenize(REPORTS, max_length=12))
+    long = encoder(*tokenize(REPORTS, max_length=20))
+    assert torch.allclose(short["global"], long["global"], atol=1e-5)
+    assert torch.allclose(short["tokens"][short["word_mask"]], long["tokens"][long["word_mask"]], atol=1e-5)
+
+
+def test_freeze_layers_freezes_embeddings_and_lower_layers():
+    encoder = tiny_text_encoder(freeze_layers=1)
+    assert not any(p.requires_grad for p in encoder.model.embeddings.parameters())
+    assert not any(p.requires_grad for p in encoder.model.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in encoder.model.encoder.layer[1].parameters())
+    assert all(p.requires_grad for p in encoder.token_projection.parameters())
+    with pytest.raises(ValueError, match="cannot freeze 3 layers of a 2-layer"):
+        tiny_text_encoder(freeze_layers=3)
+
+
+def test_cls_attention_is_a_distribution_over_real_tokens():
+    encoder = tiny_text_encoder().eval()  # (in training, attention dropout perturbs the weights)
+    input_ids, attention_mask = tokenize(REPORTS)
+    assert "cls_attention" not in encoder(input_ids, attention_mask)
+    encoder.enable_cls_attention()
+    attention = encoder(input_ids, attention_mask)["cls_attention"]
+    assert attention.shape == input_ids.shape
+    assert torch.allclose(attention.sum(-1), torch.ones(len(REPORTS)), atol=1e-5)
+    assert torch.all(attention[attention_mask == 0] < 1e-6)
+
+
+def test_text_encoder_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="need pretrained=False"):
+        TextEncoder(config_overrides=TINY_BERT)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        TextEncoder(tmp_path / "no_such_model")
+
+
+# ---------------------------------------------------------------- RECLF model
+
+
+def test_image_only_forward_gives_unit_embeddings_and_traces_for_export(tmp_path):
+    model = tiny_model().eval()
+    embedding = model(images())
+    assert embedding.shape == (4, EMBED)
+    assert torch.allclose(embedding.norm(dim=-1), torch.ones(4), atol=1e-5)
+    # what `monai.bundle ckpt_export --use_trace True` does (the text encoder is not scriptable)
+    exported = convert_to_torchscript(
+        model, filename_or_obj=tmp_path / "model.ts", use_trace=True, inputs=[images(batch=1)], verify=True
+    )
+    assert torch.allclose(torch.jit.load(tmp_path / "model.ts")(images()), embedding, atol=1e-5)
+    assert torch.allclose(exported(images()), embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_forward_returns_logits_for_all_pairs(aggregation):
+    model = tiny_model(aggregation)
+    output = model(images(), *tokenize(REPORTS))
+    assert output["global_logits"].shape == (4, 4)
+    assert torch.allclose(output["global_temperature"], torch.tensor(0.07))
+    if aggregation == "global_only":
+        assert "local_logits" not in output and model.local_matching is None
+    else:
+        assert output["local_logits"].shape == (4, 4)
+        # `lse`: GLoRIA's fixed 1 / temp3; otherwise the default (learned) local temperature
+        assert torch.allclose(output["local_temperature"], torch.tensor(0.1))
+        assert model.local_temperature.log_tau.requires_grad == (aggregation != "lse")
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_each_aggregation_trains_on_a_fixed_batch(aggregation):
+    model = tiny_model(aggregation)
+    loss_function = ContrastiveLoss()
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    batch = (images(), *tokenize(REPORTS))
+    losses = []
+    for _ in range(6):
+        optimiser.zero_grad()
+        loss = loss_function(model(*batch))
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.05, losses
+
+
+def test_global_only_ignores_the_local_side():
+    model = tiny_model("global_only").eval()
+    assert not model.image_encoder.local_projection.weight.requires_grad
+    assert not model.text_encoder.token_projection.weight.requires_grad
+    batch = (images(), *tokenize(REPORTS))
+    before = model(*batch)["global_logits"]
+    with torch.no_grad():
+        model.image_encoder.local_projection.weight.mul_(-3)
+        model.text_encoder.token_projection.weight.normal_()
+    assert torch.equal(model(*batch)["global_logits"], before)
+    loss = ContrastiveLoss(global_weight=1.0, local_weight=5.0)
+    assert set(loss.parts) == set()
+    loss(model(*batch))
+    assert set(loss.parts) == {"loss_global", "temperature_global"}
+
+
+def test_reclf_gradients_reach_both_encoders_and_the_relation_modules():
+    model = tiny_model("reclf")
+    ContrastiveLoss()(model(images(), *tokenize(REPORTS))).backward()
+    for name, parameter in [
+        ("image backbone", model.image_encoder.features.backbone.conv1.weight),
+        ("text model", model.text_encoder.model.embeddings.word_embeddings.weight),
+        ("SRM g", model.local_matching.srm.score_correction.weight),
+        ("IRM output", model.local_matching.irm.importance[-1].weight),
+        ("local temperature", model.local_temperature.log_tau),
+    ]:
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_fixed_importance_switches_the_text_encoder_to_cls_attention():
+    model = tiny_model("fixed_importance")
+    assert model.text_encoder.returns_cls_attention
+    text = model.encode_text(*tokenize(REPORTS))
+    assert text["cls_attention"].shape == (4, 12)
+
+
+def test_similarity_scores_images_against_any_number_of_prompts():
+    model = tiny_model("reclf").eval()
+    with torch.no_grad():
+        scores = model.similarity(model.encode_image(images(batch=3)), model.encode_text(*tokenize(REPORTS + ["Pneumothorax."])))
+    assert scores["global"].shape == scores["local"].shape == (3, 5)
+    assert torch.all(scores["global"].abs() <= 1 + 1e-5)
+
+
+def test_model_runs_under_cpu_bfloat16_autocast():
+    model = tiny_model("reclf")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(images(), *tokenize(REPORTS))
+        loss = ContrastiveLoss()(output)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(model.local_matching.srm.score_correction.weight.grad).all()
+
+
+def test_encoders_must_share_the_joint_dimension():
+    with pytest.raises(ValueError, match="share embed_dim"):
+        RECLFModel(ImageEncoder("resnet18", embed_dim=8), tiny_text_encoder())
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        tiny_model("max")
