@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from reclf_monai.losses import SymmetricInfoNCE
 from reclf_monai.networks import LOCAL_AGGREGATIONS, LocalMatching, masked_softmax
+from reclf_monai.networks.gloria_reference import gloria_local_similarity
 
 torch.set_num_threads(1)
 
@@ -24,21 +25,6 @@ def make_batch(seed=0, batch=B, tokens=T):
     return patches, words, word_mask, importance
 
 
-def gloria_reference_similarity(patches, words, word_mask, temp1=4.0, temp2=5.0, eps=1e-8):
-    """GLoRIA's local similarity written straight from its formula, one report at a time,
-    materialising every word's image context (as GLoRIA's own loop does)."""
-    columns = []
-    for j in range(words.shape[0]):
-        report = words[j][word_mask[j]]  # (n_j, D): only the report's words
-        region_word = torch.einsum("ipd,td->ipt", patches, report)
-        attention = torch.softmax(region_word, dim=2)  # over the report's words, per region
-        attention = torch.softmax(temp1 * attention.transpose(1, 2), dim=2)  # over regions, per word
-        context = attention @ patches  # (B_img, n_j, D)
-        cosine = (context * report).sum(-1) / (context.norm(dim=-1) * report.norm(dim=-1)).clamp(min=eps)
-        columns.append(torch.log(torch.exp(temp2 * cosine).sum(dim=1)))
-    return torch.stack(columns, dim=1)
-
-
 def test_lse_equals_gloria_formula_in_loss_and_gradients():
     patches, words, word_mask, _ = make_batch()
     temp3 = 10.0
@@ -47,7 +33,7 @@ def test_lse_equals_gloria_formula_in_loss_and_gradients():
     inputs_ref = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
 
     fast = loss(temp3 * LocalMatching(D, "lse")(inputs_fast[0], inputs_fast[1], word_mask))
-    reference = loss(temp3 * gloria_reference_similarity(inputs_ref[0], inputs_ref[1], word_mask))
+    reference = loss(temp3 * gloria_local_similarity(inputs_ref[0], inputs_ref[1], word_mask))
     fast.backward()
     reference.backward()
 

@@ -88,6 +88,7 @@ class TextEncoder(nn.Module):
         """Also return the last layer's [CLS] attention over tokens (for `fixed_importance`).
 
         Attention weights need the eager attention implementation (SDPA does not return them).
+        In training mode they include the model's attention dropout, as the model saw them.
         """
         self.model.set_attn_implementation("eager")
         self.returns_cls_attention = True
