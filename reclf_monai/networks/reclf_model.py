@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.temperature import Temperature
 
@@ -122,19 +124,58 @@ class RECLFModel(nn.Module):
             )
         return scores
 
+    def temperatures(self) -> dict[str, torch.Tensor]:
+        """Current `global` (and `local`) temperatures."""
+        result = {"global": self.global_temperature()}
+        if self.local_matching is not None:
+            result["local"] = self.local_temperature()
+        return result
+
+    def pair_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One score per (image, text) pair: global cosine / tau_global + local S / tau_local.
+
+        What retrieval ranks by and what zero-shot classification averages over a class's prompts.
+        """
+        scores = self.similarity(image_features, text_features)
+        return sum(scores[name] / tau for name, tau in self.temperatures().items())
+
+    def contrastive_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss inputs: `global_logits` (+ `local_logits`) and the temperatures (detached).
+
+        One process: (B, B) logits, positives on the diagonal. Training under DDP: this rank's
+        images against all N gathered reports (B, N) as `*_logits`, this rank's reports against
+        all N gathered images (B, N) as `*_logits_t2i`, and `positive_offset` (rank * B), the
+        column of the first positive.
+        """
+        temperatures = self.temperatures()
+        output = {f"{name}_temperature": tau.detach() for name, tau in temperatures.items()}
+        if self.training and is_distributed():
+            all_images, all_texts = gather_features(image_features), gather_features(text_features)
+            rows = self.similarity(image_features, all_texts)
+            columns = self.similarity(all_images, text_features)
+            for name, tau in temperatures.items():
+                output[f"{name}_logits"] = rows[name] / tau
+                output[f"{name}_logits_t2i"] = columns[name].T / tau
+            output["positive_offset"] = torch.tensor(dist.get_rank() * image_features["global"].shape[0])
+        else:
+            scores = self.similarity(image_features, text_features)
+            for name, tau in temperatures.items():
+                output[f"{name}_logits"] = scores[name] / tau
+        return output
+
     def forward(
         self,
         image: torch.Tensor,
         input_ids: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
     ):
+        """`model(image)`: normalised global image embeddings. With token ids: the loss inputs of
+        :meth:`contrastive_logits` plus `image_features` and `text_features` (for evaluation metrics)."""
         if input_ids is None:
             return F.normalize(self.image_encoder(image)[1], dim=-1)
-        scores = self.similarity(self.encode_image(image), self.encode_text(input_ids, attention_mask))
-        global_tau = self.global_temperature()
-        output = {"global_logits": scores["global"] / global_tau, "global_temperature": global_tau.detach()}
-        if self.local_matching is not None:
-            local_tau = self.local_temperature()
-            output["local_logits"] = scores["local"] / local_tau
-            output["local_temperature"] = local_tau.detach()
+        image_features = self.encode_image(image)
+        text_features = self.encode_text(input_ids, attention_mask)
+        output = self.contrastive_logits(image_features, text_features)
+        output["image_features"] = image_features
+        output["text_features"] = text_features
         return output
