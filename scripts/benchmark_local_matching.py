@@ -1,0 +1,162 @@
+"""Time the all-pairs local scorer against GLoRIA's per-report loop, at GLoRIA's scale.
+
+    flock /tmp/reclf_heavy.lock python scripts/benchmark_local_matching.py [--batch_size 48] [--repeats 3]
+
+Each variant runs in its own process on identical random inputs (B images of grid x grid region
+features, B reports of varied length, D-dimensional) and times forward + backward of the symmetric
+InfoNCE local loss:
+
+- `reference`: GLoRIA's local similarity, one report at a time, contexts materialised
+  (reclf_monai.networks.gloria_reference);
+- `lse`, `mean`, `fixed_importance`, `srm`, `irm`, `reclf`: LocalMatching with that aggregation.
+
+Memory is the growth of the process's peak resident set size (getrusage ru_maxrss) from just
+before the first forward pass to the end: what the scorer and its backward pass add on top of
+the inputs, allocator caching included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+VARIANTS = ("reference", "lse", "mean", "fixed_importance", "srm", "irm", "reclf")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch_size", type=int, default=48)
+    parser.add_argument("--embed_dim", type=int, default=768)
+    parser.add_argument("--grid", type=int, default=19, help="regions per side (GLoRIA: 19 at 299 px)")
+    parser.add_argument("--max_tokens", type=int, default=97, help="padded report length T")
+    parser.add_argument("--min_words", type=int, default=10, help="shortest report, in words")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each fast variant (after one warm-up)")
+    parser.add_argument("--reference_repeats", type=int, default=1, help="timed runs of the slow reference")
+    parser.add_argument("--memory_budget_mb", type=float, default=4096.0, help="LocalMatching chunking budget")
+    parser.add_argument(
+        "--checkpoint_chunks", action="store_true", help="recompute each chunk in backward (less memory, more time)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--variants", nargs="+", default=["reference", "lse", "reclf"], choices=VARIANTS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_worker(args) -> dict:
+    """Time one variant in this process; return its figures."""
+    import torch
+
+    from reclf_monai.losses import SymmetricInfoNCE
+    from reclf_monai.networks import LocalMatching
+    from reclf_monai.networks.gloria_reference import gloria_local_similarity
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    generator = torch.Generator().manual_seed(args.seed)
+    batch, tokens = args.batch_size, args.max_tokens
+    patches = torch.randn(batch, args.grid**2, args.embed_dim, generator=generator)
+    words = torch.randn(batch, tokens, args.embed_dim, generator=generator)
+    # [CLS] w_1 .. w_n [SEP] [PAD]...: n words, the longest report filling all T positions
+    lengths = torch.randint(args.min_words, tokens - 1, (batch,), generator=generator)
+    lengths[0] = tokens - 2
+    positions = torch.arange(tokens)
+    word_mask = (positions >= 1) & (positions <= lengths[:, None])
+    importance = torch.rand(batch, tokens, generator=generator)
+    loss_function = SymmetricInfoNCE()
+    temp3 = 10.0  # GLoRIA's local logit scale; 1 / tau_local for the other aggregations
+
+    if args.worker == "reference":
+        scorer = gloria_local_similarity
+        repeats, warm_ups = args.reference_repeats, 0
+    else:
+        torch.manual_seed(args.seed)
+        scorer = LocalMatching(
+            args.embed_dim,
+            args.worker,
+            memory_budget_mb=args.memory_budget_mb,
+            checkpoint_chunks=args.checkpoint_chunks,
+        )
+        repeats, warm_ups = args.repeats, 1
+
+    rss_before = peak_rss_mb()
+    forward_times, total_times = [], []
+    for run in range(warm_ups + repeats):
+        features = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+        start = time.perf_counter()
+        if args.worker == "reference":
+            similarity = scorer(*features, word_mask)
+        else:
+            similarity = scorer(*features, word_mask, importance)
+        loss = loss_function(temp3 * similarity)
+        forward_end = time.perf_counter()
+        loss.backward()
+        end = time.perf_counter()
+        if run >= warm_ups:
+            forward_times.append(forward_end - start)
+            total_times.append(end - start)
+    return {
+        "variant": args.worker,
+        "loss": loss.item(),
+        "forward_s": statistics.median(forward_times),
+        "total_s": statistics.median(total_times),
+        "runs": repeats,
+        "peak_rss_growth_mb": peak_rss_mb() - rss_before,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(args)))
+        return 0
+    forwarded = list(argv if argv is not None else sys.argv[1:])
+    results = {}
+    for variant in args.variants:
+        command = [sys.executable, os.path.abspath(__file__), *forwarded, "--worker", variant]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            print(completed.stderr, file=sys.stderr)
+            return completed.returncode
+        results[variant] = json.loads(completed.stdout.strip().splitlines()[-1])
+        print(f"  finished {variant}", file=sys.stderr, flush=True)
+
+    print(
+        f"local loss forward + backward, B={args.batch_size} D={args.embed_dim} regions={args.grid}x{args.grid} "
+        f"T={args.max_tokens} (reports of {args.min_words}..{args.max_tokens - 2} words), "
+        f"memory budget {args.memory_budget_mb:g} MiB{' with checkpointed chunks' if args.checkpoint_chunks else ''}, "
+        f"{results[args.variants[0]]['threads']} torch threads, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(f"{'variant':<18}{'fwd s':>9}{'fwd+bwd s':>11}{'runs':>6}{'loss':>12}{'peak RSS +MiB':>15}")
+    for name, result in results.items():
+        print(
+            f"{name:<18}{result['forward_s']:>9.2f}{result['total_s']:>11.2f}{result['runs']:>6}"
+            f"{result['loss']:>12.6f}{result['peak_rss_growth_mb']:>15.0f}"
+        )
+    if "reference" in results and "lse" in results:
+        reference, lse = results["reference"], results["lse"]
+        relative = abs(lse["loss"] - reference["loss"]) / abs(reference["loss"])
+        print(
+            f"lse vs per-report loop: {reference['total_s'] / lse['total_s']:.1f}x faster (goal >= 10x), "
+            f"loss relative difference {relative:.1e}"
+        )
+    if "reclf" in results and "lse" in results:
+        print(f"reclf time / lse time: {results['reclf']['total_s'] / results['lse']['total_s']:.2f} (goal <= 2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
