@@ -1,0 +1,162 @@
+"""Ignite metrics that score a whole evaluation set with the model's own pair scorer.
+
+Retrieval and zero-shot classification compare every image with every report (or class prompt),
+which needs the features of the whole set, not per-batch outputs. These metrics accumulate the
+features an evaluator produces and score all pairs at the end with
+``RECLFModel.pair_logits`` (global cosine / tau_global + local S / tau_local), chunked over images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
+
+import torch
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
+from torch import nn
+
+from .retrieval import retrieval_recall_at_k
+from .zero_shot import zero_shot_classification_metrics
+
+
+def _unwrap(network: nn.Module) -> nn.Module:
+    return getattr(network, "module", network)
+
+
+def _concat(batches: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
+
+
+def _detached(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().cpu() for key, value in features.items() if isinstance(value, torch.Tensor)}
+
+
+@torch.no_grad()
+def score_all_pairs(network: nn.Module, image_features: Mapping, text_features: Mapping, images_per_chunk: int = 64) -> torch.Tensor:
+    """(N_images, N_texts) combined logits, computed on the network's device in image chunks."""
+    model = _unwrap(network)
+    device = next(model.parameters()).device
+    texts = {key: value.to(device) for key, value in text_features.items()}
+    rows = []
+    count = next(iter(image_features.values())).shape[0]
+    for start in range(0, count, images_per_chunk):
+        chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
+        rows.append(model.pair_logits(chunk, texts).float().cpu())
+    return torch.cat(rows)
+
+
+class RetrievalMetric(Metric):
+    """Image<->report Recall@K over the whole evaluation set (image i belongs with report i).
+
+    Expects the evaluator output's prediction to be the model's training output, which holds
+    `image_features` and `text_features`. ``compute`` returns a dict (`i2t_R@K`, `t2i_R@K`,
+    `R@K`, `R_mean`); ignite adds each key to ``engine.state.metrics``. The result is cached until
+    the next reset, so a ``MetricsLambda`` on it (e.g. the key metric) costs nothing more.
+    """
+
+    required_output_keys = ("image_features", "text_features")
+
+    def __init__(self, network: nn.Module, ks: Sequence[int] = (1, 5, 10), output_transform: Callable = lambda out: out["pred"], device: Any = "cpu"):
+        self.network = network
+        self.ks = tuple(ks)
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._images: list[dict[str, torch.Tensor]] = []
+        self._texts: list[dict[str, torch.Tensor]] = []
+        self._result: dict[str, float] | None = None
+
+    @reinit__is_reduced
+    def update(self, output: tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]]) -> None:
+        image_features, text_features = output
+        self._images.append(_detached(image_features))
+        self._texts.append(_detached(text_features))
+        self._result = None
+
+    def compute(self) -> dict[str, float]:
+        if self._result is None:
+            if not self._images:
+                raise RuntimeError("RetrievalMetric needs at least one batch before compute()")
+            logits = score_all_pairs(self.network, _concat(self._images), _concat(self._texts))
+            result = retrieval_recall_at_k(logits, self.ks)
+            result["R_mean"] = sum(result[f"R@{k}"] for k in self.ks) / len(self.ks)
+            self._result = result
+        return self._result
+
+
+class ZeroShotMetric(Metric):
+    """Zero-shot classification: every image scored against every class's prompts.
+
+    A class's score is the mean of the image's pair logits over that class's prompts (the same
+    scorer as training, prompts taking the place of reports). ``compute`` returns `auc` (macro,
+    one-vs-rest), `acc` and `f1` (macro) of the argmax.
+
+    Args:
+        network: the RECLF model (or its DDP wrapper).
+        prompts: class name -> list of prompt texts; class order = `class_names`.
+        class_names: the order of the integer targets.
+        tokenize: a callable mapping ``{"report": text}`` to a dict with `input_ids` and
+            `attention_mask` (e.g. ``TokenizeReportd``).
+        output_transform: evaluator output -> (image feature dict, integer targets).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        prompts: Mapping[str, Sequence[str]],
+        class_names: Sequence[str],
+        tokenize: Callable[[dict], dict],
+        output_transform: Callable = lambda out: (out["pred"], out["label"]),
+        device: Any = "cpu",
+    ):
+        missing = [name for name in class_names if not prompts.get(name)]
+        if missing:
+            raise ValueError(f"no prompts for classes {missing}; prompts cover {sorted(prompts)}")
+        self.network = network
+        self.class_names = list(class_names)
+        self.prompts = {name: list(prompts[name]) for name in self.class_names}
+        self.tokenize = tokenize
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._images: list[dict[str, torch.Tensor]] = []
+        self._targets: list[torch.Tensor] = []
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        features, targets = output
+        self._images.append(_detached(features))
+        self._targets.append(torch.as_tensor(targets).detach().cpu().view(-1).long())
+
+    @torch.no_grad()
+    def prompt_features(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Text features of all prompts and the class index of each prompt."""
+        model = _unwrap(self.network)
+        device = next(model.parameters()).device
+        texts, owners = [], []
+        for index, name in enumerate(self.class_names):
+            texts += self.prompts[name]
+            owners += [index] * len(self.prompts[name])
+        tokens = [self.tokenize({"report": text}) for text in texts]
+        input_ids = torch.stack([torch.as_tensor(t["input_ids"]) for t in tokens]).to(device)
+        attention_mask = torch.stack([torch.as_tensor(t["attention_mask"]) for t in tokens]).to(device)
+        was_training = model.training
+        model.eval()
+        features = model.encode_text(input_ids, attention_mask)
+        model.train(was_training)
+        return _detached(features), torch.tensor(owners)
+
+    def class_scores(self) -> torch.Tensor:
+        """(N_images, N_classes): mean pair logit over each class's prompts."""
+        text_features, owners = self.prompt_features()
+        logits = score_all_pairs(self.network, _concat(self._images), text_features)
+        one_hot = torch.nn.functional.one_hot(owners, len(self.class_names)).float()
+        return logits @ one_hot / one_hot.sum(0)
+
+    def compute(self) -> dict[str, float]:
+        if not self._images:
+            raise RuntimeError("ZeroShotMetric needs at least one batch before compute()")
+        return zero_shot_classification_metrics(self.class_scores(), torch.cat(self._targets))
