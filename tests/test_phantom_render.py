@@ -131,7 +131,7 @@ def test_opacity_does_not_leak_outside_the_lungs():
     before = chest.density.copy()
     RENDERERS["Opacity"].draw(chest, placement, rng)
     outside_lungs = (chest.lungs[RIGHT] + chest.lungs[LEFT] + chest.retrocardiac) < 0.01
-    assert np.abs(chest.density - before)[outside_lungs].max() < 1e-3
+    assert np.abs(chest.density - before)[outside_lungs].max() < 5e-3  # vs ~0.1 inside
 
 
 def _heart_width(chest):

@@ -70,7 +70,7 @@ def sample_patient(rng: np.random.Generator) -> Patient:
         apex=rng.uniform(0.10, 0.135),
         dome={RIGHT: dome_right, LEFT: dome_right + rng.uniform(0.008, 0.03)},
         dome_curvature=rng.uniform(0.035, 0.05),
-        ctr=float(np.clip(rng.normal(0.445, 0.03), 0.37, 0.51)),
+        ctr=float(np.clip(rng.normal(0.45, 0.035), 0.36, 0.53)),
         heart_height=rng.uniform(0.11, 0.13),
         heart_tilt=rng.uniform(0.4, 0.6),
         mediastinum_half_width=rng.uniform(0.042, 0.054),
@@ -90,8 +90,10 @@ class Chest:
 
     Attributes are float32 maps of the image size: ``u``, ``v`` (patient coordinates),
     ``density`` (what becomes the image), ``air`` (density removed by lung air: filling it
-    back is what an opacity or effusion does), ``vessels`` (lung markings), ``lungs`` per side,
-    ``heart``, ``ribs`` and ``body``.
+    back is what an opacity or effusion does), ``vessels`` (lung markings), ``lungs`` per side
+    (lung fields), ``retrocardiac`` (left lung behind the heart), ``heart``, ``ribs``,
+    ``posterior_ribs``, ``clavicles``, ``abdomen`` and ``body``; ``knob_centre`` is the aortic
+    knob's (u, v).
     """
 
     def __init__(self, patient: Patient, size: int, rng: np.random.Generator):
@@ -239,9 +241,8 @@ class Chest:
         self.retrocardiac *= soft_step(self.v - (p.dome[LEFT] - 0.14), 0.02) * self.lung_shape(LEFT)
         self.air = self.air * (1.0 - solid) + 0.1 * p.lung_air * self.retrocardiac
         self.vessels *= 1.0 - solid
-        self.mediastinum = np.maximum.reduce([upper, knob, descending])
         self.density += 0.05 * solid + 0.04 * self.heart
-        # Trachea and main bronchi: air columns over the mediastinum.
+        # Trachea: an air column over the mediastinum.
         trachea_u = front * 0.5 + self.spine_offset(self.v) * 0.3
         trachea = soft_step(0.017 - np.abs(self.u - trachea_u), 2 * self.edge) * soft_step(0.3 - self.v, 0.01)
         self.density -= 0.09 * trachea * self.body
@@ -270,7 +271,6 @@ class Chest:
         within = (phase - np.floor(phase) - 0.5) * period
         endplates = np.exp(-((np.abs(within) - 0.023) / 0.005) ** 2)
         pedicles = np.exp(-((np.abs(du) - 0.024) / 0.007) ** 2 - (within / 0.011) ** 2)
-        self.spine = column
         self.density += bone * column * (0.03 + 0.02 * endplates) + bone * 0.04 * pedicles * column
         self.ribs = self._ribs()
         self.density += bone * self.ribs
@@ -371,12 +371,3 @@ class Chest:
         else:
             index = int(rng.choice(flat.size, p=flat / total))
         return float(self.u.ravel()[index]), float(self.v.ravel()[index])
-
-    def to_pixels(self, u: float, v: float) -> tuple[float, float]:
-        """Image (column, row) of patient point (u, v)."""
-        p = self.patient
-        cos, sin = np.cos(p.tilt), np.sin(p.tilt)
-        su, sv = u * p.scale, (v - 0.5) * p.scale
-        x = cos * su - sin * sv + p.shift[0] + 0.5
-        y = sin * su + cos * sv + p.shift[1] + 0.5
-        return x * self.size - 0.5, y * self.size - 0.5

@@ -123,7 +123,7 @@ def _atelectasis(chest: Chest, placement: Placement, rng) -> np.ndarray:
     thickness = 0.006 + 0.004 * magnitude
     angle = rng.normal(0.0, 0.25) - SIDE_SIGN[placement.side] * 0.1
     band = _noisy_blob(chest, centre, (length, thickness), rng, 0.25, angle)
-    chest.fill_air(0.75 * band)
+    chest.fill_air(0.55 * band)
     return _in_lung(chest, placement.side, band)
 
 
@@ -296,12 +296,12 @@ def _bulla(wall: float, fill: float, radius: float) -> Draw:
 
 
 # --- heart, mediastinum, diaphragm ---------------------------------------------------------------
-CTR_BY_SEVERITY = {0.5: 0.53, 1.0: 0.565, 2.0: 0.61, 3.0: 0.66}
+CTR_BY_SEVERITY = {0.5: 0.51, 1.0: 0.54, 2.0: 0.59, 3.0: 0.64}
 
 
 def _cardiomegaly_adjust(patient: Patient, placement: Placement, rng) -> None:
-    ctr = CTR_BY_SEVERITY.get(placement.spec.magnitude, 0.58)
-    patient.ctr = max(patient.ctr, ctr + rng.normal(0, 0.012))
+    ctr = CTR_BY_SEVERITY.get(placement.spec.magnitude, 0.555)
+    patient.ctr = max(patient.ctr, ctr + rng.normal(0, 0.015))
 
 
 def _pericardial_effusion_adjust(patient: Patient, placement: Placement, rng) -> None:
@@ -590,15 +590,15 @@ def _technique_adjust(patient: Patient, placement: Placement, rng) -> None:
 
 
 RENDERERS: dict[str, Renderer] = {
-    "Opacity": Renderer(_opacity(0.38, 0.5), zones=LUNG_ZONES),
+    "Opacity": Renderer(_opacity(0.42, 0.5), zones=LUNG_ZONES),
     "Consolidation": Renderer(_opacity(0.62, 0.3), zones=("upper lobe", "lower lobe")),
     "Atelectasis": Renderer(_atelectasis, _atelectasis_volume_loss, zones=("base",)),
     "Pleural Effusion": Renderer(_effusion(1.0)),
     "Blunted Costophrenic Angle": Renderer(_effusion(0.45)),
     "Cardiomegaly": Renderer(_heart_region, _cardiomegaly_adjust, sides="given"),
     "Pericardial Effusion": Renderer(_heart_region, _pericardial_effusion_adjust, sides="given"),
-    "Nodule": Renderer(_nodules(0.014, 0.75, 0.02, (2, 4)), zones=LUNG_ZONES),
-    "Calcified Granuloma": Renderer(_nodules(0.008, 1.0, 0.14, (2, 5)), zones=LUNG_ZONES),
+    "Nodule": Renderer(_nodules(0.016, 0.7, 0.02, (2, 4)), zones=LUNG_ZONES),
+    "Calcified Granuloma": Renderer(_nodules(0.0095, 1.0, 0.12, (2, 5)), zones=LUNG_ZONES),
     "Mass": Renderer(_mass, zones=LUNG_ZONES),
     "Calcified Lymph Node": Renderer(_calcified_nodes, sides="given"),
     "Pneumothorax": Renderer(_pneumothorax, zones=("apex",)),
