@@ -2,13 +2,14 @@
 
 from .datalist import SPLITS, load_datalist, split_by_group, write_datalist
 from .errors import DataError
-from .image_loading import ChestXrayReader, chest_xray_transforms, read_image_2d
+from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .report_text import compose_report, extract_sections, normalise_report_text, split_sentences
 from .tokenization import TokenizeReportd, default_text_encoder_path
 
 __all__ = [
     "SPLITS",
     "ChestXrayReader",
+    "DataErrorCompose",
     "DataError",
     "TokenizeReportd",
     "chest_xray_transforms",

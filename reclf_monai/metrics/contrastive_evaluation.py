@@ -91,7 +91,7 @@ class ZeroShotMetric(Metric):
 
     A class's score is the mean of the image's pair logits over that class's prompts (the same
     scorer as training, prompts taking the place of reports). ``compute`` returns `auc` (macro,
-    one-vs-rest), `acc` and `f1` (macro) of the argmax.
+    one-vs-rest), `acc` and `f1` (macro) of the argmax, cached until the next reset.
 
     Args:
         network: the RECLF model (or its DDP wrapper).
@@ -124,12 +124,14 @@ class ZeroShotMetric(Metric):
     def reset(self) -> None:
         self._images: list[dict[str, torch.Tensor]] = []
         self._targets: list[torch.Tensor] = []
+        self._result: dict[str, float] | None = None
 
     @reinit__is_reduced
     def update(self, output) -> None:
         features, targets = output
         self._images.append(_detached(features))
         self._targets.append(torch.as_tensor(targets).detach().cpu().view(-1).long())
+        self._result = None
 
     @torch.no_grad()
     def prompt_features(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -159,4 +161,6 @@ class ZeroShotMetric(Metric):
     def compute(self) -> dict[str, float]:
         if not self._images:
             raise RuntimeError("ZeroShotMetric needs at least one batch before compute()")
-        return zero_shot_classification_metrics(self.class_scores(), torch.cat(self._targets))
+        if self._result is None:
+            self._result = zero_shot_classification_metrics(self.class_scores(), torch.cat(self._targets))
+        return self._result
