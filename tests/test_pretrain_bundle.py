@@ -179,6 +179,11 @@ def test_resume_continues_from_last_checkpoint(trained, corpus, tmp_path):
     logged = scalars(events)
     assert [step for step, _ in logged["train/loss"]] == list(range(trained.iterations + 1, 2 * trained.iterations + 1))
     assert [epoch for epoch, _ in logged["val_mean_recall"]] == [2]
+    # The schedule follows the extended horizon: a cosine decay after the warm-up epoch, not the
+    # saved 1-epoch schedule replayed past its end.
+    rates = [rate for _, rate in logged["train/lr"]]
+    assert all(rate > 0 for rate in rates[:-1])
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
 
 
 def _tiny_workflow(corpus: Path, run_dir: Path, **overrides) -> ConfigWorkflow:
