@@ -239,6 +239,17 @@ def test_train_workflow_has_monai_train_properties(corpus, tmp_path):
     assert workflow.check_properties() == []
 
 
+@pytest.mark.parametrize("overrides", ["evaluate.json", "inference.json"])
+def test_evaluate_and_inference_have_monai_infer_properties(corpus, tmp_path, overrides):
+    folders = {"bundle_root": BUNDLE, "dataset_dir": corpus, "ckpt_dir": tmp_path / "models", "output_dir": tmp_path / "eval"}
+    settings = {**{key: str(path) for key, path in folders.items()}, **SMALL}
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / overrides)], workflow_type="infer", logging_file=False, **settings
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
 def test_non_finite_loss_fails_and_keeps_last_checkpoint(trained, corpus, tmp_path):
     models = copy_models(trained, tmp_path)
     before = {path.name: path.read_bytes() for path in models.iterdir()}
