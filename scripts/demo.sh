@@ -35,7 +35,7 @@ settings=(--bundle_root "$bundle" --dataset_dir "$data" --ckpt_dir "$run/models"
 bundle_run() { "$py" -m monai.bundle run --logging_file "$bundle/configs/logging.conf" "$@"; }
 
 rm -rf "$run"
-echo "[demo] pretraining RECLF (progress below; TensorBoard: $run/eval/tensorboard)"
+echo "[demo] pretraining (aggregation reclf unless overridden; progress below; TensorBoard: $run/eval/tensorboard)"
 start=$(date +%s)
 bundle_run --config_file "$bundle/configs/train.json" "${settings[@]}" --output_dir "$run/eval" \
   --train#trainer#max_epochs 3 --val_interval 3 "$@"
@@ -50,6 +50,6 @@ bundle_run --config_file "['$bundle/configs/train.json','$bundle/configs/evaluat
 
 echo
 echo "[demo] results on IU-Phantom (synthetic images; zero-shot on zeroshot_5xN.json, retrieval on the validation split)"
-"$py" scripts/summarize_metrics.py "untrained image encoder=$run/untrained/metrics.json" "RECLF pretrained=$run/eval/metrics.json"
+"$py" scripts/summarize_metrics.py "untrained image encoder=$run/untrained/metrics.json" "pretrained${*:+ ($*)}=$run/eval/metrics.json"
 echo "[demo] TensorBoard logs: $run/eval/tensorboard   (tensorboard --logdir $run/eval/tensorboard)"
 echo "[demo] total time $(( $(date +%s) - start )) s after IU-Phantom"
