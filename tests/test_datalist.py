@@ -30,7 +30,7 @@ def test_write_rejects_item_without_image(tmp_path):
         ("{not json", "not valid JSON"),
         (json.dumps({"training": []}), "no split 'test'"),
         (json.dumps({"test": {"image": "a"}}), "not a list"),
-        (json.dumps({"test": [{"report": "x"}]}), "needs an 'image' key"),
+        (json.dumps({"test": [{"report": "x"}]}), "item 0 of split 'test' has no 'image' key"),
     ],
 )
 def test_load_bad_datalist_names_file_and_problem(tmp_path, content, problem):

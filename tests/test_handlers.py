@@ -6,7 +6,13 @@ from monai.data import MetaTensor
 from torch.utils.tensorboard import SummaryWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from reclf_monai.handlers import EmbeddingWriter, StopOnNonFiniteLoss, TrainingScalarsHandler, last_checkpoint
+from reclf_monai.handlers import (
+    EmbeddingCollector,
+    StopOnNonFiniteLoss,
+    TrainingScalarsHandler,
+    last_checkpoint,
+    write_embeddings,
+)
 from reclf_monai.handlers.non_finite_loss import NonFiniteLossError
 
 
@@ -69,22 +75,41 @@ def test_last_checkpoint_picks_highest_epoch(tmp_path):
     assert last_checkpoint(tmp_path).endswith("checkpoint_epoch=10.pt")
 
 
-def test_embedding_writer_keeps_order_and_names(tmp_path):
-    batches = []
-    for start in (0, 2):
-        image = MetaTensor(torch.zeros(2, 1, 4, 4), meta={"filename_or_obj": [f"img{start}.png", f"img{start + 1}.png"]})
-        batches.append({"image": image, "rows": torch.arange(start, start + 2, dtype=torch.float32)})
-
+def _collect(kind, batches):
     def step(engine, batch):
-        rows = batch["rows"][:, None].repeat(1, 3)
-        return {"pred": {"image_embedding": rows, "report_embedding": -rows}}
+        return {"pred": batch["rows"][:, None].repeat(1, 3)}
 
     engine = Engine(step)
+    collector = EmbeddingCollector(kind)
+    collector.attach(engine)
+    if batches:  # MONAI evaluators skip an empty data loader; ignite refuses one
+        engine.run(batches, max_epochs=1)
+    return collector
+
+
+def test_embeddings_keep_order_item_indices_and_names(tmp_path):
+    image_batches = []
+    for start in (0, 2):
+        image = MetaTensor(torch.zeros(2, 1, 4, 4), meta={"filename_or_obj": [f"img{start}.png", f"img{start + 1}.png"]})
+        rows = torch.arange(start, start + 2, dtype=torch.float32)
+        image_batches.append({"image": image, "rows": rows, "item_index": torch.tensor([start, start + 1]) * 2})
+    report_batches = [{"rows": -torch.tensor([5.0, 6.0]), "item_index": torch.tensor([1, 2])}]
     output = tmp_path / "out" / "embeddings.npz"
-    EmbeddingWriter(output).attach(engine)
-    engine.run(batches, max_epochs=1)
+    write_embeddings(output, _collect("image", image_batches), _collect("report", report_batches))
     saved = np.load(output)
+    assert sorted(saved.files) == ["image", "image_embedding", "image_item", "report_embedding", "report_item"]
     assert saved["image"].tolist() == ["img0.png", "img1.png", "img2.png", "img3.png"]
     np.testing.assert_array_equal(saved["image_embedding"][:, 0], [0, 1, 2, 3])
-    np.testing.assert_array_equal(saved["report_embedding"], -saved["image_embedding"])
+    np.testing.assert_array_equal(saved["image_item"], [0, 2, 4, 6])
+    np.testing.assert_array_equal(saved["report_embedding"][:, 0], [-5, -6])
+    np.testing.assert_array_equal(saved["report_item"], [1, 2])
     assert sorted(p.name for p in output.parent.iterdir()) == ["embeddings.npz"]
+
+
+def test_embeddings_of_one_kind_only_and_of_none(tmp_path):
+    reports = _collect("report", [{"rows": torch.tensor([1.0]), "item_index": torch.tensor([0])}])
+    output = write_embeddings(tmp_path / "reports.npz", _collect("image", []), reports)
+    assert sorted(np.load(output).files) == ["report_embedding", "report_item"]
+    with pytest.raises(ValueError, match="nothing to write"):
+        write_embeddings(tmp_path / "none.npz", _collect("image", []))
+    assert not (tmp_path / "none.npz").exists()

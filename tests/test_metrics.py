@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from reclf_monai.data import mark_duplicate_reports
 from reclf_monai.metrics import class_precision_at_k, retrieval_recall_at_k, zero_shot_classification_metrics
 
 
@@ -24,6 +25,28 @@ def test_recall_counts_directions_separately():
 
 def test_constant_similarity_is_not_perfect():
     assert retrieval_recall_at_k(torch.zeros(4, 4), ks=(1,))["R@1"] == 0.0
+
+
+def test_recall_counts_an_identical_report_as_a_match():
+    # Items 0 and 1 have the same report text (group 0), item 2 its own (group 2).
+    # Image 0 scores report 1 (its twin) highest; report 1 scores image 0 highest; image 2 -> report 0.
+    similarity = torch.tensor([[0.5, 0.9, 0.1], [0.2, 0.8, 0.3], [0.7, 0.1, 0.6]])
+    groups = [0, 0, 2]
+    exact = retrieval_recall_at_k(similarity, ks=(1,))
+    assert exact["i2t_R@1"] == pytest.approx(1 / 3)  # only image 1 finds its own report first
+    assert exact["t2i_R@1"] == pytest.approx(1 / 3)  # report 0 -> image 2, 1 -> image 0, 2 -> image 2: one right
+    with_twins = retrieval_recall_at_k(similarity, ks=(1,), report_groups=groups)
+    assert with_twins["i2t_R@1"] == pytest.approx(2 / 3)  # image 0 -> twin report 1 is right; image 2 still wrong
+    # reports: 0 -> image 2 (other group, wrong), 1 -> image 0 (twin's image, right), 2 -> image 2 (right)
+    assert with_twins["t2i_R@1"] == pytest.approx(2 / 3)
+    # distinct groups give exactly the paired recall
+    assert retrieval_recall_at_k(similarity, ks=(1, 2), report_groups=[0, 1, 2]) == retrieval_recall_at_k(similarity, ks=(1, 2))
+
+
+def test_duplicate_reports_are_grouped_by_exact_text():
+    items = [{"report": "No acute disease."}, {"report": "Small effusion."}, {"report": "No acute disease."}, {"report": "no acute disease."}]
+    assert [item["report_group"] for item in mark_duplicate_reports(items)] == [0, 1, 0, 3]
+    assert "report_group" not in items[0]  # the input items are left as they were
 
 
 def test_recall_rejects_non_square():

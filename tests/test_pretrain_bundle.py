@@ -6,6 +6,7 @@ takes seconds; one trained run is shared by the evaluation, inference, resume an
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -19,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigWorkflow
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from reclf_monai.data import load_datalist
+from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
+from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import build_corpus
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "reclf_pretrain"
@@ -43,7 +45,8 @@ SMALL = {
     "cache_rate": 0,
     "train#trainer#max_epochs": 1,
 }
-CHECKPOINT_KEYS = {"model", "optimizer", "lr_scheduler", "trainer"}
+CHECKPOINT_KEYS = {"model", "network_settings", "optimizer", "lr_scheduler", "trainer"}
+BEST_MODEL_KEYS = {"model", "network_settings", "best_model", "checkpointer"}
 TRAINING_SCALARS = {
     "train/loss",
     "train/loss_global",
@@ -149,9 +152,17 @@ def test_train_writes_checkpoints_and_one_event_file(trained):
     assert checkpoint["trainer"]["iteration"] == trained.iterations
     assert checkpoint["lr_scheduler"]["last_epoch"] == trained.iterations
     best = load_checkpoint(trained.models / "model.pt")
-    assert best.keys() == checkpoint["model"].keys()
+    assert set(best) == BEST_MODEL_KEYS
+    assert best["model"].keys() == checkpoint["model"].keys()
     # validation and the epoch checkpoint both follow epoch 1: the best model is that epoch's model
-    assert all(torch.equal(best[name], checkpoint["model"][name]) for name in best)
+    assert all(torch.equal(best["model"][name], checkpoint["model"][name]) for name in best["model"])
+    # both carry the settings that shape the network, so evaluation needs nothing but the file
+    settings = best["network_settings"]
+    assert settings == checkpoint["network_settings"]
+    assert settings["aggregation"] == "reclf"
+    assert settings["image_encoder"]["img_size"] == IMAGE_SIZE and settings["image_encoder"]["embed_dim"] == EMBED_DIM
+    assert settings["text_encoder"]["max_length"] == SMALL["max_length"]
+    assert best["best_model"]["metric_name"] == "val_mean_recall" and best["best_model"]["epoch"] == 1
 
     assert f"Iter: {trained.iterations}/{trained.iterations} -- train_loss:" in trained.result.stdout
     files = event_files(trained.output)
@@ -184,6 +195,41 @@ def test_resume_continues_from_last_checkpoint(trained, corpus, tmp_path):
     rates = [rate for _, rate in logged["train/lr"]]
     assert all(rate > 0 for rate in rates[:-1])
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+
+
+def test_resume_keeps_a_better_best_model(trained, corpus, tmp_path):
+    """model.pt records a score no validation reaches: the resumed validation must not replace it."""
+    models = copy_models(trained, tmp_path)
+    best = load_checkpoint(models / "model.pt")
+    unbeatable = 1.0  # a perfect mean recall; a validation only replaces model.pt when strictly better
+    best["best_model"]["metric"] = unbeatable
+    best["checkpointer"]["_saved"] = [(unbeatable, "model.pt")]
+    torch.save(best, models / "model.pt")
+    before = (models / "model.pt").read_bytes()
+
+    result = run_bundle(tmp_path, corpus, "train", resume=True, **{"train#trainer#max_epochs": 2})
+    assert succeeded(result)
+    assert f"{models / 'model.pt'} holds the best model so far: val_mean_recall 1.0000 at epoch 1" in result.stdout
+    [(epoch, recall)] = scalars(event_files(tmp_path / "eval")[0])["val_mean_recall"]
+    assert epoch == 2 and recall < unbeatable
+    assert (models / "model.pt").read_bytes() == before
+    assert (models / "checkpoint_epoch=2.pt").is_file()
+
+
+def test_resume_replaces_the_best_model_when_better(trained, corpus, tmp_path):
+    """The same resume with a recorded score of 0 must write the epoch-2 model to model.pt."""
+    models = copy_models(trained, tmp_path)
+    best = load_checkpoint(models / "model.pt")
+    best["best_model"]["metric"] = 0.0
+    best["checkpointer"]["_saved"] = [(0.0, "model.pt")]
+    torch.save(best, models / "model.pt")
+
+    result = run_bundle(tmp_path, corpus, "train", resume=True, **{"train#trainer#max_epochs": 2})
+    assert succeeded(result)
+    rewritten = load_checkpoint(models / "model.pt")
+    assert rewritten["best_model"]["epoch"] == 2 and rewritten["best_model"]["metric"] > 0
+    epoch_two = load_checkpoint(models / "checkpoint_epoch=2.pt")["model"]
+    assert all(torch.equal(rewritten["model"][name], epoch_two[name]) for name in epoch_two)
 
 
 def _tiny_workflow(corpus: Path, run_dir: Path, **overrides) -> ConfigWorkflow:
@@ -239,15 +285,47 @@ def test_train_workflow_has_monai_train_properties(corpus, tmp_path):
     assert workflow.check_properties() == []
 
 
-@pytest.mark.parametrize("overrides", ["evaluate.json", "inference.json"])
-def test_evaluate_and_inference_have_monai_infer_properties(corpus, tmp_path, overrides):
-    folders = {"bundle_root": BUNDLE, "dataset_dir": corpus, "ckpt_dir": tmp_path / "models", "output_dir": tmp_path / "eval"}
-    settings = {**{key: str(path) for key, path in folders.items()}, **SMALL}
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / overrides)], workflow_type="infer", logging_file=False, **settings
-    )
+def _evaluation_workflow(trained, corpus: Path, run_dir: Path, config: str, **overrides) -> ConfigWorkflow:
+    """evaluate.json or inference.json over train.json in this process, given only the checkpoint folder."""
+    folders = {"bundle_root": BUNDLE, "dataset_dir": corpus, "ckpt_dir": trained.models, "output_dir": run_dir / "eval"}
+    settings = {**{key: str(path) for key, path in folders.items()}, "num_workers": 0, "cache_rate": 0, **overrides}
+    config_file = [str(CONFIGS / "train.json"), str(CONFIGS / config)]
+    return ConfigWorkflow(config_file=config_file, workflow_type="infer", logging_file=False, **settings)
+
+
+@pytest.mark.parametrize("config", ["evaluate.json", "inference.json"])
+def test_evaluate_and_inference_have_monai_infer_properties(trained, corpus, tmp_path, config):
+    workflow = _evaluation_workflow(trained, corpus, tmp_path, config)
     workflow.initialize()
     assert workflow.check_properties() == []
+
+
+@pytest.mark.parametrize(
+    "config, evaluator",
+    [("evaluate.json", "validate#evaluator"), ("evaluate.json", "zeroshot#evaluator"), ("inference.json", "infer#image#evaluator"), ("inference.json", "infer#report#evaluator")],
+)
+def test_every_evaluator_scores_the_checkpoint_alone(trained, corpus, tmp_path, config, evaluator):
+    """Whichever evaluator is built first and alone, its network holds model.pt's weights, with the
+    settings taken from the checkpoint (no size or aggregation passed)."""
+    workflow = _evaluation_workflow(trained, corpus, tmp_path, config)
+    workflow.initialize()
+    network = workflow.parser.get_parsed_content(evaluator).network
+    saved = load_checkpoint(trained.models / "model.pt")["model"]
+    weights = network.state_dict()
+    assert weights.keys() == saved.keys()
+    assert all(torch.equal(weights[name], saved[name]) for name in saved)
+    assert workflow.parser.get_parsed_content("image_size") == IMAGE_SIZE
+
+
+def test_evaluation_with_load_pretrain_false_scores_the_untrained_network(trained, corpus, tmp_path):
+    workflow = _evaluation_workflow(trained, corpus, tmp_path, "evaluate.json", load_pretrain=False)
+    workflow.initialize()
+    network = workflow.parser.get_parsed_content("zeroshot#evaluator").network
+    checkpoint = load_checkpoint(trained.models / "model.pt")
+    saved = checkpoint["model"]
+    assert settings_differences(checkpoint["network_settings"], network.settings) == []  # the checkpoint's network ...
+    assert network.state_dict().keys() == saved.keys()
+    assert not all(torch.equal(network.state_dict()[name], saved[name]) for name in saved)  # ... without its weights
 
 
 def test_non_finite_loss_fails_and_keeps_last_checkpoint(trained, corpus, tmp_path):
@@ -260,10 +338,28 @@ def test_non_finite_loss_fails_and_keeps_last_checkpoint(trained, corpus, tmp_pa
     assert {path.name: path.read_bytes() for path in models.iterdir()} == before
 
 
+def evaluate_bundle(run_dir: Path, dataset_dir: Path, trained, config: str, **overrides) -> subprocess.CompletedProcess:
+    """``monai.bundle run`` of train.json + `config` given the checkpoint folder and data-loading
+    settings only: the network's settings come from the checkpoint."""
+    settings = {
+        "bundle_root": BUNDLE,
+        "dataset_dir": dataset_dir,
+        "ckpt_dir": trained.models,
+        "output_dir": run_dir / "eval",
+        "val_batch_size": 8,
+        "num_workers": 0,
+        "cache_rate": 0,
+        **overrides,
+    }
+    arguments = ("--config_file", config_files("train", config), "--logging_file", str(CONFIGS / "logging.conf"))
+    return monai_bundle(run_dir, "run", *arguments, **settings)
+
+
 def test_evaluate_reports_retrieval_and_zero_shot(trained, corpus, tmp_path):
     before = {path.name: path.read_bytes() for path in trained.models.iterdir()}
-    result = run_bundle(tmp_path, corpus, "train", "evaluate", ckpt_dir=trained.models)
+    result = evaluate_bundle(tmp_path, corpus, trained, "evaluate")
     assert succeeded(result)
+    assert f"loaded weights from {trained.models / 'model.pt'} (aggregation reclf, resnet18 image encoder at {IMAGE_SIZE} px)" in result.stdout
     assert {path.name: path.read_bytes() for path in trained.models.iterdir()} == before
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     validation, zero_shot = report["validation"], report["zero_shot"]
@@ -276,18 +372,99 @@ def test_evaluate_reports_retrieval_and_zero_shot(trained, corpus, tmp_path):
     assert validation["val_loss"] == pytest.approx(logged["val_loss"][0][1], rel=1e-4)
     assert validation["R@1"] == pytest.approx(logged["R@1"][0][1])
 
+    # the zero-shot part alone loads the same weights and gives the same figures
+    alone = tmp_path / "zero_shot_alone"
+    run_only = "['$@zeroshot#evaluator.run()', \"$reclf_monai.engines.write_metrics_report(@output_dir + '/metrics.json', zero_shot=@zeroshot#evaluator.state.metrics)\"]"
+    result = evaluate_bundle(alone, corpus, trained, "evaluate", run=run_only)
+    assert succeeded(result)
+    assert "loaded weights from" in result.stdout
+    assert json.loads((alone / "eval" / "metrics.json").read_text())["zero_shot"] == zero_shot
+
+
+def _failed_with(result: subprocess.CompletedProcess, message: str) -> bool:
+    if result.returncode == 0 or message not in result.stdout:
+        print(result.stdout[-4000:])
+        return False
+    return True
+
+
+def test_evaluation_refuses_a_checkpoint_of_another_network(trained, corpus, tmp_path):
+    model_file = trained.models / "model.pt"
+    result = evaluate_bundle(tmp_path, corpus, trained, "evaluate", aggregation="lse")
+    assert _failed_with(result, f"{model_file}: checkpoint was written for another network: aggregation: checkpoint 'reclf', network 'lse'")
+    result = evaluate_bundle(tmp_path, corpus, trained, "inference", image_size=2 * IMAGE_SIZE)
+    assert _failed_with(result, f"image_encoder.img_size: checkpoint {IMAGE_SIZE}, network {2 * IMAGE_SIZE}")
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(None, "checkpoint file not found"), ("weights only", "not a RECLF checkpoint: no 'network_settings' entry"), ("text", "not a readable PyTorch checkpoint")],
+)
+def test_evaluation_names_a_missing_or_foreign_checkpoint(trained, corpus, tmp_path, content, problem):
+    models = tmp_path / "models"
+    models.mkdir()
+    if content == "weights only":  # what the bundle wrote before checkpoints carried their settings
+        torch.save(load_checkpoint(trained.models / "model.pt")["model"], models / "model.pt")
+    elif content == "text":
+        (models / "model.pt").write_text("not a checkpoint")
+    workflow = _evaluation_workflow(SimpleNamespace(models=models), corpus, tmp_path, "evaluate.json")
+    workflow.initialize()
+    with pytest.raises(RuntimeError) as raised:
+        workflow.parser.get_parsed_content("zeroshot#evaluator")
+    cause = raised.value
+    while cause is not None and not isinstance(cause, DataError):
+        cause = cause.__cause__
+    assert cause is not None and str(cause).startswith(f"{models / 'model.pt'}: {problem}"), raised.value
+
+
+def _embeddings(folder: Path, split: str = "test") -> dict[str, np.ndarray]:
+    with np.load(folder / "eval" / f"embeddings_{split}.npz") as saved:
+        return {name: saved[name] for name in saved.files}
+
 
 def test_inference_writes_normalised_embeddings(trained, corpus, tmp_path):
-    result = run_bundle(tmp_path, corpus, "train", "inference", ckpt_dir=trained.models)
+    result = evaluate_bundle(tmp_path, corpus, trained, "inference")
     assert succeeded(result)
     test_items = load_datalist(corpus / "datalist.json", "test")
-    with np.load(tmp_path / "eval" / "embeddings_test.npz") as saved:
-        embeddings = {name: saved[name] for name in saved.files}
-    assert set(embeddings) == {"image", "image_embedding", "report_embedding"}
-    for name in ("image_embedding", "report_embedding"):
-        assert embeddings[name].shape == (len(test_items), EMBED_DIM)
-        np.testing.assert_allclose(np.linalg.norm(embeddings[name], axis=1), 1.0, atol=1e-5)
+    embeddings = _embeddings(tmp_path)
+    assert set(embeddings) == {"image", "image_embedding", "image_item", "report_embedding", "report_item"}
+    for kind in ("image", "report"):
+        assert embeddings[f"{kind}_embedding"].shape == (len(test_items), EMBED_DIM)
+        np.testing.assert_allclose(np.linalg.norm(embeddings[f"{kind}_embedding"], axis=1), 1.0, atol=1e-5)
+        assert embeddings[f"{kind}_item"].tolist() == list(range(len(test_items)))
     assert [Path(name).name for name in embeddings["image"]] == [Path(item["image"]).name for item in test_items]
+
+
+def real_chest_dicom() -> Path:
+    spec = importlib.util.find_spec("data_store")
+    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
+    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
+
+
+def test_inference_embeds_image_only_and_report_only_items(trained, corpus, tmp_path):
+    """A real MONOCHROME1 chest CR DICOM without a report, a report without an image, and both."""
+    dicom = real_chest_dicom()
+    paired = load_datalist(corpus / "datalist.json", "test")[0]
+    items = [{"image": str(dicom)}, {"report": paired["report"]}, {"image": paired["image"], "report": paired["report"]}]
+    datalist = tmp_path / "mixed.json"
+    datalist.write_text(json.dumps({"test": items}))
+    result = evaluate_bundle(tmp_path, corpus, trained, "inference", infer_datalist=datalist)
+    assert succeeded(result)
+    embeddings = _embeddings(tmp_path)
+    assert embeddings["image_item"].tolist() == [0, 2] and embeddings["report_item"].tolist() == [1, 2]
+    assert [Path(name) for name in embeddings["image"]] == [dicom, Path(paired["image"])]
+    # the report-only item and the paired item carry the same text: the same embedding
+    np.testing.assert_allclose(embeddings["report_embedding"][0], embeddings["report_embedding"][1], atol=1e-5)
+    # the DICOM's embedding is the checkpoint's network applied to the project's reader output
+    checkpoint = load_checkpoint(trained.models / "model.pt")
+    network = RECLFModel.from_settings(checkpoint["network_settings"])
+    network.load_state_dict(checkpoint["model"])
+    network.eval()
+    image = chest_xray_transforms(image_size=IMAGE_SIZE)({"image": str(dicom)})["image"]
+    with torch.no_grad():
+        expected = network(image[None].float())[0].numpy()
+    np.testing.assert_allclose(embeddings["image_embedding"][0], expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embeddings["image_embedding"], axis=1), 1.0, atol=1e-5)
 
 
 def test_multi_process_training_writes_only_from_rank_zero(trained, corpus, tmp_path):
@@ -296,7 +473,10 @@ def test_multi_process_training_writes_only_from_rank_zero(trained, corpus, tmp_
     models = tmp_path / "models"
     assert sorted(path.name for path in models.iterdir()) == ["checkpoint_epoch=1.pt", "model.pt"]
     # DDP's wrapper is not in the saved names: evaluation and export read these checkpoints as they are
-    assert load_checkpoint(models / "model.pt").keys() == load_checkpoint(trained.models / "model.pt").keys()
+    best, single_process = load_checkpoint(models / "model.pt"), load_checkpoint(trained.models / "model.pt")
+    assert best.keys() == single_process.keys() == BEST_MODEL_KEYS
+    assert best["model"].keys() == single_process["model"].keys()
+    assert best["network_settings"] == single_process["network_settings"]
     files = event_files(tmp_path / "eval")
     assert len(files) == 1
     iterations = math.ceil(len(load_datalist(corpus / "datalist.json", "training")) / 2) // 4
@@ -310,31 +490,30 @@ def test_network_matches_metadata_and_exports_to_torchscript(trained, tmp_path):
     assert succeeded(verified)
     assert "data shape of network is verified with no error" in verified.stdout
 
+    # export from the checkpoint alone: inference.json takes the network's settings from model.pt
     exported_file = tmp_path / "model.ts"
-    shape = f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]"
-    network_settings = {"image_size": IMAGE_SIZE, "embed_dim": EMBED_DIM, "freeze_text_layers": SMALL["freeze_text_layers"]}
     exported = monai_bundle(
         tmp_path,
         "ckpt_export",
         "network_def",
         "--filepath", str(exported_file),
         "--ckpt_file", str(trained.models / "model.pt"),
+        "--key_in_ckpt", "model",
         "--meta_file", str(CONFIGS / "metadata.json"),
-        "--config_file", config_files("train"),
+        "--config_file", config_files("train", "inference"),
         "--use_trace", "True",
-        "--input_shape", shape,
-        **network_settings,
+        "--input_shape", f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]",
+        "--bundle_root", str(BUNDLE),
+        "--ckpt_dir", str(trained.models),
     )  # fmt: skip
     assert succeeded(exported)
 
     extra = {"metadata.json": ""}
     scripted = torch.jit.load(str(exported_file), map_location="cpu", _extra_files=extra)
     assert json.loads(extra["metadata.json"])["version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "train.json"))
-    parser.update(network_settings)
-    eager = parser.get_parsed_content("network_def")
-    eager.load_state_dict(load_checkpoint(trained.models / "model.pt"))
+    checkpoint = load_checkpoint(trained.models / "model.pt")
+    eager = RECLFModel.from_settings(checkpoint["network_settings"])
+    eager.load_state_dict(checkpoint["model"])
     eager.eval()
     image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

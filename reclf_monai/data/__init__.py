@@ -1,6 +1,6 @@
 """Data layer: datalists, report text, image reading and report tokenisation."""
 
-from .datalist import SPLITS, load_datalist, split_by_group, write_datalist
+from .datalist import SPLITS, items_with, load_datalist, mark_duplicate_reports, split_by_group, write_datalist
 from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .report_text import compose_report, extract_sections, normalise_report_text, split_sentences
@@ -16,7 +16,9 @@ __all__ = [
     "compose_report",
     "default_text_encoder_path",
     "extract_sections",
+    "items_with",
     "load_datalist",
+    "mark_duplicate_reports",
     "normalise_report_text",
     "read_image_2d",
     "split_by_group",

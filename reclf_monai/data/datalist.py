@@ -40,8 +40,17 @@ def write_datalist(path: str | os.PathLike, splits: Mapping[str, Sequence[Mappin
     return path
 
 
-def load_datalist(path: str | os.PathLike, split: str = "training", base_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Read one split with absolute `image` / `label` paths; clear errors for a bad file or split."""
+def load_datalist(
+    path: str | os.PathLike,
+    split: str = "training",
+    base_dir: str | os.PathLike | None = None,
+    required_keys: Sequence[str | Sequence[str]] = ("image",),
+) -> list[dict]:
+    """Read one split with absolute `image` / `label` paths; clear errors for a bad file or split.
+
+    Every item must hold each entry of `required_keys`; an entry that is a sequence of keys asks
+    for at least one of them (inference takes ``[("image", "report")]``: images, reports or both).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "datalist file not found")
@@ -53,8 +62,13 @@ def load_datalist(path: str | os.PathLike, split: str = "training", base_dir: st
         raise DataError(path, f"no split {split!r}; has {sorted(k for k in content if isinstance(content[k], list))}")
     if not isinstance(content[split], list):
         raise DataError(path, f"split {split!r} is not a list")
-    if any(not isinstance(item, dict) or "image" not in item for item in content[split]):
-        raise DataError(path, f"every item of split {split!r} needs an 'image' key")
+    for index, item in enumerate(content[split]):
+        if not isinstance(item, dict):
+            raise DataError(path, f"item {index} of split {split!r} is not an object")
+        for required in required_keys:
+            alternatives = (required,) if isinstance(required, str) else tuple(required)
+            if not any(key in item for key in alternatives):
+                raise DataError(path, f"item {index} of split {split!r} has no {' or '.join(map(repr, alternatives))} key")
     return load_decathlon_datalist(path, is_segmentation=True, data_list_key=split, base_dir=base_dir)
 
 
@@ -83,3 +97,28 @@ def split_by_group(
             assignment[group] = name
         start = stop
     return assignment
+
+
+def mark_duplicate_reports(items: Sequence[Mapping], report_key: str = "report", group_key: str = "report_group") -> list[dict]:
+    """Copies of `items` with `group_key`: the index of the first item whose report text is the same.
+
+    Retrieval counts an identical report as a correct match (in the IU collection 949 of 3,927
+    reports share their exact text with another), so each item needs to know its twins. Texts are
+    compared exactly, as written in the datalist.
+    """
+    first_index: dict[str, int] = {}
+    marked = []
+    for index, item in enumerate(items):
+        if report_key not in item:
+            raise DataError(item.get("image"), f"item {index} has no {report_key!r} to compare with other reports")
+        marked.append({**item, group_key: first_index.setdefault(item[report_key], index)})
+    return marked
+
+
+def items_with(items: Sequence[Mapping], key: str, index_key: str = "item_index") -> list[dict]:
+    """Copies of the items that hold `key`, each with its position in `items` under `index_key`.
+
+    Inference embeds the images and the reports of a datalist in separate passes (an item may have
+    either or both); the position lets the outputs be matched back to the datalist's items.
+    """
+    return [{**item, index_key: index} for index, item in enumerate(items) if key in item]

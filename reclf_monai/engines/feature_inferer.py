@@ -1,10 +1,10 @@
-"""MONAI inferers that return the model's features instead of its training output.
+"""MONAI inferers and batch preparation that ask the model for features instead of its training output.
 
-``RECLFModel(image)`` returns only the normalised global image vector (what ``verify_net_in_out``
-and TorchScript export see) and ``RECLFModel(image, input_ids, attention_mask)`` the training
-logits. Zero-shot classification needs patch features of images alone, and embedding export
-needs the global vectors of both modalities: these inferers ask the model for exactly that.
-Both unwrap DistributedDataParallel.
+``RECLFModel(image)`` returns only the normalised global image vector (what ``verify_net_in_out``,
+TorchScript export and image-embedding inference use; ``SimpleInferer`` suffices there) and
+``RECLFModel(image, input_ids, attention_mask)`` the training logits. Zero-shot classification
+needs patch features of images alone, and report-embedding inference needs reports without
+images: these pieces ask the model for exactly that. All unwrap DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
+from monai.engines import PrepareBatch
 from monai.inferers import Inferer
+from monai.utils import CommonKeys
 from torch import nn
+
+from reclf_monai.data.tokenization import ATTENTION_MASK_KEY, INPUT_IDS_KEY
 
 
 class ImageFeatureInferer(Inferer):
@@ -24,18 +28,21 @@ class ImageFeatureInferer(Inferer):
         return getattr(network, "module", network).encode_image(inputs)
 
 
-class EmbeddingInferer(Inferer):
-    """L2-normalised global embeddings: `image_embedding` and, given token ids, `report_embedding`."""
+class PrepareReportBatch(PrepareBatch):
+    """Batches of reports only: token ids as the evaluator's input, the attention mask as an extra
+    argument of the inferer, `label` passed through when present (MONAI's default needs an image)."""
 
-    def __call__(
-        self,
-        inputs: torch.Tensor,
-        network: nn.Module,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-    ) -> dict[str, torch.Tensor]:
+    def __call__(self, batchdata: dict[str, torch.Tensor], device=None, non_blocking: bool = False, **kwargs: Any):
+        def to_device(value):
+            return value.to(device=device, non_blocking=non_blocking) if isinstance(value, torch.Tensor) else value
+
+        attention_mask = to_device(batchdata[ATTENTION_MASK_KEY])
+        return to_device(batchdata[INPUT_IDS_KEY]), to_device(batchdata.get(CommonKeys.LABEL)), (attention_mask,), {}
+
+
+class ReportEmbeddingInferer(Inferer):
+    """L2-normalised global report embeddings (B, D) from token ids and their attention mask."""
+
+    def __call__(self, input_ids: torch.Tensor, network: nn.Module, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         model = getattr(network, "module", network)
-        output = {"image_embedding": F.normalize(model.encode_image(inputs)["global"], dim=-1)}
-        if input_ids is not None:
-            output["report_embedding"] = F.normalize(model.encode_text(input_ids, attention_mask)["global"], dim=-1)
-        return output
+        return F.normalize(model.encode_text(input_ids, attention_mask)["global"], dim=-1)

@@ -1,8 +1,16 @@
 """Ignite handlers that MONAI does not offer: training scalars, non-finite loss, resuming, embedding export."""
 
-from .checkpoints import ResumeScheduleHorizon, last_checkpoint
-from .embedding_writer import EmbeddingWriter
+from .checkpoints import BestModelRecord, ResumeScheduleHorizon, last_checkpoint
+from .embedding_writer import EmbeddingCollector, write_embeddings
 from .non_finite_loss import StopOnNonFiniteLoss
 from .training_scalars import TrainingScalarsHandler
 
-__all__ = ["EmbeddingWriter", "ResumeScheduleHorizon", "StopOnNonFiniteLoss", "TrainingScalarsHandler", "last_checkpoint"]
+__all__ = [
+    "BestModelRecord",
+    "EmbeddingCollector",
+    "ResumeScheduleHorizon",
+    "StopOnNonFiniteLoss",
+    "TrainingScalarsHandler",
+    "last_checkpoint",
+    "write_embeddings",
+]

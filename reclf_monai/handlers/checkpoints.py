@@ -1,12 +1,18 @@
-"""Resuming: find the last checkpoint ``CheckpointSaver`` wrote; keep the LR schedule's horizon."""
+"""Resuming: find the last checkpoint ``CheckpointSaver`` wrote; keep the LR schedule's horizon
+and the best model."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from ignite.engine import Engine, Events
+
+from reclf_monai.data.errors import DataError
 
 _EPOCH = re.compile(r"epoch=(\d+)")
 
@@ -43,3 +49,59 @@ class ResumeScheduleHorizon:
     def __call__(self, engine: Engine) -> None:
         for name, value in self.horizon.items():
             setattr(self.lr_scheduler, name, value)
+
+
+class BestModelRecord:
+    """Keep the best model across a resume: ``model.pt`` is replaced only by a better validation.
+
+    MONAI's key-metric ``CheckpointSaver`` keeps the best score in memory only, so after a resume
+    its first validation would overwrite ``model.pt`` even when worse. Attach this record to the
+    validation evaluator and put it in that saver's ``save_dict`` as ``best_model`` (with
+    ``key_metric_save_state=True``): ``model.pt`` then records its key metric and epoch. When
+    resuming, :meth:`restore` gives the saver and the evaluator that best score back and logs it.
+    """
+
+    def __init__(self, model_file: str | os.PathLike, name: str = "reclf.checkpoint"):
+        self.model_file = Path(model_file)
+        self.logger = logging.getLogger(name)
+        self.evaluator: Engine | None = None
+
+    def attach(self, evaluator: Engine) -> None:
+        self.evaluator = evaluator
+
+    def _evaluator_state(self):
+        if self.evaluator is None:
+            raise RuntimeError("BestModelRecord must be attached to the validation evaluator first")
+        return self.evaluator.state
+
+    def state_dict(self) -> dict:
+        state = self._evaluator_state()
+        return {"metric_name": state.key_metric_name, "metric": float(state.best_metric), "epoch": int(state.best_metric_epoch)}
+
+    def load_state_dict(self, record: Mapping) -> None:
+        state = self._evaluator_state()
+        state.best_metric = record["metric"]
+        state.best_metric_epoch = record["epoch"]
+
+    def restore(self, saver) -> None:
+        """Read ``model_file`` (if it exists yet) and restore the best score into `saver` and the evaluator."""
+        if not self.model_file.is_file():
+            self.logger.info("%s does not exist yet: the next validation writes it", self.model_file)
+            return
+        checkpoint = torch.load(self.model_file, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, Mapping) or not {"checkpointer", "best_model"} <= set(checkpoint):
+            raise DataError(
+                self.model_file,
+                "holds no best-model record ('checkpointer' and 'best_model' entries), so a resumed run could not "
+                "tell whether a validation beats it; move the file aside to start the best-model selection anew",
+            )
+        saver.load_state_dict(checkpoint["checkpointer"])
+        record = checkpoint["best_model"]
+        self.load_state_dict(record)
+        self.logger.info(
+            "%s holds the best model so far: %s %.4f at epoch %d; a later validation replaces it only when better",
+            self.model_file,
+            record["metric_name"],
+            record["metric"],
+            record["epoch"],
+        )

@@ -47,17 +47,25 @@ def score_all_pairs(network: nn.Module, image_features: Mapping, text_features: 
 
 
 class RetrievalMetric(Metric):
-    """Image<->report Recall@K over the whole evaluation set (image i belongs with report i).
+    """Image<->report Recall@K over the whole evaluation set (image i belongs with report i and
+    with every report of the same text: see :func:`~reclf_monai.metrics.retrieval_recall_at_k`).
 
-    Expects the evaluator output's prediction to be the model's training output, which holds
-    `image_features` and `text_features`. ``compute`` returns a dict (`i2t_R@K`, `t2i_R@K`,
-    `R@K`, `R_mean`); ignite adds each key to ``engine.state.metrics``. The result is cached until
-    the next reset, so a ``MetricsLambda`` on it (e.g. the key metric) costs nothing more.
+    `output_transform` maps the evaluator output to (prediction, report groups): the prediction is
+    the model's training output, which holds `image_features` and `text_features`; the report
+    groups (B,) number identical reports alike (the bundles put
+    :func:`reclf_monai.data.mark_duplicate_reports`'s `report_group` under `label`). ``compute``
+    returns a dict (`i2t_R@K`, `t2i_R@K`, `R@K`, `R_mean`); ignite adds each key to
+    ``engine.state.metrics``. The result is cached until the next reset, so a ``MetricsLambda`` on
+    it (e.g. the key metric) costs nothing more.
     """
 
-    required_output_keys = ("image_features", "text_features")
-
-    def __init__(self, network: nn.Module, ks: Sequence[int] = (1, 5, 10), output_transform: Callable = lambda out: out["pred"], device: Any = "cpu"):
+    def __init__(
+        self,
+        network: nn.Module,
+        ks: Sequence[int] = (1, 5, 10),
+        output_transform: Callable = lambda out: (out["pred"], out["label"]),
+        device: Any = "cpu",
+    ):
         self.network = network
         self.ks = tuple(ks)
         super().__init__(output_transform=output_transform, device=device)
@@ -66,13 +74,20 @@ class RetrievalMetric(Metric):
     def reset(self) -> None:
         self._images: list[dict[str, torch.Tensor]] = []
         self._texts: list[dict[str, torch.Tensor]] = []
+        self._groups: list[torch.Tensor] = []
         self._result: dict[str, float] | None = None
 
     @reinit__is_reduced
-    def update(self, output: tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]]) -> None:
-        image_features, text_features = output
-        self._images.append(_detached(image_features))
-        self._texts.append(_detached(text_features))
+    def update(self, output: tuple[Mapping[str, Any], torch.Tensor]) -> None:
+        prediction, report_groups = output
+        if report_groups is None:
+            raise ValueError(
+                "RetrievalMetric needs each item's report group under the batch's `label` (identical reports count "
+                "as matches): add `report_group` with reclf_monai.data.mark_duplicate_reports and copy it to `label`"
+            )
+        self._images.append(_detached(prediction["image_features"]))
+        self._texts.append(_detached(prediction["text_features"]))
+        self._groups.append(torch.as_tensor(report_groups).detach().cpu().view(-1))
         self._result = None
 
     def compute(self) -> dict[str, float]:
@@ -80,7 +95,7 @@ class RetrievalMetric(Metric):
             if not self._images:
                 raise RuntimeError("RetrievalMetric needs at least one batch before compute()")
             logits = score_all_pairs(self.network, _concat(self._images), _concat(self._texts))
-            result = retrieval_recall_at_k(logits, self.ks)
+            result = retrieval_recall_at_k(logits, self.ks, torch.cat(self._groups))
             result["R_mean"] = sum(result[f"R@{k}"] for k in self.ks) / len(self.ks)
             self._result = result
         return self._result

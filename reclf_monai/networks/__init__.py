@@ -1,5 +1,11 @@
 """Networks for image-report pretraining: encoders, local matching, relation modules, the model."""
 
+from reclf_monai.networks.checkpoint_settings import (
+    NetworkSettings,
+    load_pretrained_weights,
+    read_network_settings,
+    settings_differences,
+)
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.reclf_model import AGGREGATIONS, RECLFModel
@@ -14,10 +20,14 @@ __all__ = [
     "ImageEncoder",
     "ImportanceRelationModule",
     "LocalMatching",
+    "NetworkSettings",
     "RECLFModel",
     "SemanticRelationModule",
     "Temperature",
     "TextEncoder",
     "load_backbone_weights",
+    "load_pretrained_weights",
     "masked_softmax",
+    "read_network_settings",
+    "settings_differences",
 ]

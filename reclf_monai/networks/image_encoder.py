@@ -82,6 +82,9 @@ class ImageEncoder(nn.Module):
         vit_config: extra ``monai.networks.nets.ViT`` arguments (ViT only).
         pretrained_path: optional state_dict file for the backbone (the MONAI ResNet/ViT; a file
             holding {"state_dict": ...} works too). ResNet keys match torchvision's apart from `fc.*`.
+
+    ``settings`` holds the arguments that shape the encoder (all but `pretrained_path`, which only
+    initialises it), so checkpoints can carry them and rebuild the same encoder.
     """
 
     def __init__(
@@ -97,6 +100,14 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+        self.settings = {
+            "backbone": backbone,
+            "in_channels": in_channels,
+            "embed_dim": embed_dim,
+            "local_layer": local_layer,
+            "img_size": img_size,
+            "vit_config": dict(vit_config) if vit_config else None,
+        }
         if backbone == "vit":
             self.features: nn.Module = ViTFeatures(in_channels, img_size, vit_config)
         else:

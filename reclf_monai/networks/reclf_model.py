@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
@@ -10,8 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
+from reclf_monai.networks.image_encoder import ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.temperature import Temperature
+from reclf_monai.networks.text_encoder import TextEncoder
 
 AGGREGATIONS = ("global_only",) + LOCAL_AGGREGATIONS
 
@@ -36,6 +39,10 @@ class RECLFModel(nn.Module):
         gloria_temp1, gloria_temp2, gloria_temp3: GLoRIA's temperatures (4, 5, 10) for `lse`.
         attention_temperature, match_dim, relation_layers, relation_heads, relation_dropout,
         memory_budget_mb, checkpoint_chunks: see :class:`~reclf_monai.networks.LocalMatching`.
+
+    ``settings`` holds every argument that shapes the model, the encoders' ``settings`` included;
+    checkpoints carry it (:mod:`reclf_monai.networks.checkpoint_settings`) and
+    :meth:`from_settings` rebuilds the same model from it.
 
     `global_only` freezes the local projections of both encoders (never used there), so DDP
     needs no unused-parameter search. `fixed_importance` switches the text encoder to eager
@@ -71,6 +78,24 @@ class RECLFModel(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.aggregation = aggregation
+        self.settings = {
+            "aggregation": aggregation,
+            "global_temperature": global_temperature,
+            "local_temperature": local_temperature,
+            "learn_temperatures": learn_temperatures,
+            "attention_temperature": attention_temperature,
+            "match_dim": match_dim,
+            "relation_layers": relation_layers,
+            "relation_heads": relation_heads,
+            "relation_dropout": relation_dropout,
+            "gloria_temp1": gloria_temp1,
+            "gloria_temp2": gloria_temp2,
+            "gloria_temp3": gloria_temp3,
+            "memory_budget_mb": memory_budget_mb,
+            "checkpoint_chunks": checkpoint_chunks,
+            "image_encoder": dict(image_encoder.settings),
+            "text_encoder": dict(text_encoder.settings),
+        }
         self.global_temperature = Temperature(global_temperature, learn_temperatures)
         self.local_matching: Optional[LocalMatching] = None
         if aggregation == "global_only":
@@ -96,6 +121,18 @@ class RECLFModel(nn.Module):
                 self.local_temperature = Temperature(local_temperature, learn_temperatures)
         if aggregation == "fixed_importance":
             text_encoder.enable_cls_attention()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "RECLFModel":
+        """The model that ``settings`` describes, randomly initialised (weights come from a checkpoint).
+
+        The text encoder is built from its configuration only (its pretrained weights would be
+        overwritten by the checkpoint's anyway).
+        """
+        model_settings = dict(settings)
+        image_encoder = ImageEncoder(**model_settings.pop("image_encoder"))
+        text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=False)
+        return cls(image_encoder, text_encoder, **model_settings)
 
     def encode_image(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """`patch_map` (B, D, h, w), `patches` (B, h*w, D) and `global` (B, D), not normalised."""

@@ -9,7 +9,12 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-from reclf_monai.data.tokenization import default_text_encoder_path, load_tokenizer, resolve_pretrained_source
+from reclf_monai.data.tokenization import (
+    DEFAULT_MAX_LENGTH,
+    default_text_encoder_path,
+    load_tokenizer,
+    resolve_pretrained_source,
+)
 
 POOLINGS = ("mean", "cls")
 
@@ -29,6 +34,11 @@ class TextEncoder(nn.Module):
         pretrained: False builds the architecture from the folder's config with random weights
             (with `config_overrides`, e.g. a tiny model for tests); True loads the weights.
         config_overrides: config fields to change when `pretrained` is False.
+        max_length: reports are tokenised to this many tokens. The encoder does not use it itself;
+            it is kept in ``settings`` so that evaluation tokenises as training did.
+
+    ``settings`` holds the arguments that shape the encoder and its input (all but `pretrained`,
+    which only initialises it), so checkpoints can carry them and rebuild the same encoder.
 
     The word mask is True for real words and False for [PAD] and special tokens ([CLS], [SEP], ...),
     so local matching only sees the report's words.
@@ -42,6 +52,7 @@ class TextEncoder(nn.Module):
         pooling: str = "mean",
         pretrained: bool = True,
         config_overrides: Optional[dict[str, Any]] = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -56,6 +67,17 @@ class TextEncoder(nn.Module):
         else:
             config = AutoConfig.from_pretrained(source, local_files_only=is_local, **(config_overrides or {}))
             self.model = AutoModel.from_config(config)
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if not 2 <= max_length <= (positions or max_length):
+            raise ValueError(f"max_length must lie in [2, {positions}] for this text encoder, got {max_length}")
+        self.settings = {
+            "model_name_or_path": None if model_name_or_path is None else os.fspath(model_name_or_path),
+            "embed_dim": embed_dim,
+            "freeze_layers": freeze_layers,
+            "pooling": pooling,
+            "config_overrides": dict(config_overrides) if config_overrides else None,
+            "max_length": max_length,
+        }
         special_ids = sorted(load_tokenizer(source, is_local).all_special_ids)
         self.register_buffer("special_token_ids", torch.tensor(special_ids, dtype=torch.long), persistent=False)
         hidden = self.model.config.hidden_size

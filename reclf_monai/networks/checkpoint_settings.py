@@ -1,0 +1,125 @@
+"""Checkpoints that describe their network: settings saved beside the weights, checked on load.
+
+Every checkpoint the bundles write holds ``{"model": state_dict, "network_settings": settings,
+...}`` where ``settings`` is :attr:`RECLFModel.settings`. Evaluation, inference and downstream
+bundles rebuild the network from the file alone, and a checkpoint never loads into a network it
+was not written for: ``mean``, ``lse`` and ``fixed_importance`` share parameter names and a ResNet
+takes any image size, so matching weights alone would not notice.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from reclf_monai.data.errors import DataError
+
+SETTINGS_KEY = "network_settings"
+WEIGHTS_KEY = "model"
+# Settings that change neither the weights nor the outputs: how much memory the local scorer may
+# use, which text layers train, and where the text encoder's files lie on this machine.
+NOT_COMPARED = frozenset({"memory_budget_mb", "checkpoint_chunks", "text_encoder.freeze_layers", "text_encoder.model_name_or_path"})
+
+logger = logging.getLogger("reclf.checkpoint")
+
+
+def unwrap(network: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel/DataParallel wrapper (or the model itself)."""
+    return getattr(network, "module", network)
+
+
+def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and key in ("image_encoder", "text_encoder"):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def settings_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``name: checkpoint X, network Y`` for every compared setting that differs."""
+    saved_flat, current_flat = _flatten(saved), _flatten(current)
+    names = sorted((set(saved_flat) | set(current_flat)) - NOT_COMPARED)
+    missing = "(absent)"
+    return [
+        f"{name}: checkpoint {saved_flat.get(name, missing)!r}, network {current_flat.get(name, missing)!r}"
+        for name in names
+        if saved_flat.get(name, missing) != current_flat.get(name, missing)
+    ]
+
+
+class NetworkSettings:
+    """A network's settings as an object ignite's ``Checkpoint`` can save and load.
+
+    Put it in a ``CheckpointSaver``'s ``save_dict`` (under ``network_settings``) to store the
+    settings with the weights, and in a ``CheckpointLoader``'s ``load_dict`` to refuse a
+    checkpoint written for another network (`source` names the file in the error).
+    """
+
+    def __init__(self, network: nn.Module, source: str | os.PathLike | None = None):
+        self.network = network
+        self.source = source
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(unwrap(self.network).settings)
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        differences = settings_differences(saved, unwrap(self.network).settings)
+        if differences:
+            raise DataError(self.source, "checkpoint was written for another network: " + "; ".join(differences))
+
+
+def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    if not os.path.isfile(path):
+        raise DataError(path, "checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not a checkpoint
+        raise DataError(path, f"not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get(SETTINGS_KEY), Mapping):
+        keys = sorted(checkpoint)[:8] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+        raise DataError(
+            path,
+            f"not a RECLF checkpoint: no {SETTINGS_KEY!r} entry (found {keys}); RECLF checkpoints are the "
+            "model.pt and checkpoint_epoch=E.pt files that the reclf_pretrain bundle writes",
+        )
+    if not isinstance(checkpoint.get(WEIGHTS_KEY), Mapping):
+        raise DataError(path, f"RECLF checkpoint without weights: no {WEIGHTS_KEY!r} entry")
+    return checkpoint
+
+
+def read_network_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings stored in a RECLF checkpoint (``model.pt`` or ``checkpoint_epoch=E.pt``)."""
+    return dict(_read_checkpoint(path)[SETTINGS_KEY])
+
+
+def load_pretrained_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a RECLF checkpoint's weights into `network` (or its DDP wrapper) and return `network`.
+
+    The checkpoint's settings must equal the network's (apart from :data:`NOT_COMPARED`) and every
+    weight must fit; otherwise a DataError names the file and each difference.
+    """
+    checkpoint = _read_checkpoint(path)
+    model = unwrap(network)
+    NetworkSettings(model, source=path).load_state_dict(checkpoint[SETTINGS_KEY])
+    try:
+        model.load_state_dict(checkpoint[WEIGHTS_KEY])
+    except RuntimeError as error:
+        raise DataError(path, f"weights do not fit the network: {error}") from error
+    settings = checkpoint[SETTINGS_KEY]
+    logger.info(
+        "loaded weights from %s (aggregation %s, %s image encoder at %s px)",
+        path,
+        settings["aggregation"],
+        settings["image_encoder"]["backbone"],
+        settings["image_encoder"]["img_size"],
+    )
+    return network
