@@ -1,0 +1,88 @@
+"""Checkpoints that carry their network's settings: rebuild, compare, refuse what does not fit."""
+
+import pytest
+import torch
+
+from reclf_monai.data.errors import DataError
+from reclf_monai.networks import (
+    ImageEncoder,
+    NetworkSettings,
+    RECLFModel,
+    TextEncoder,
+    load_pretrained_weights,
+    read_network_settings,
+    settings_differences,
+)
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def tiny_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32):
+    torch.manual_seed(0)
+    return RECLFModel(
+        ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=img_size),
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, freeze_layers=freeze_layers, max_length=max_length),
+        aggregation,
+        match_dim=8,
+        relation_heads=2,
+    )
+
+
+def save_checkpoint(model, path):
+    torch.save({"model": model.state_dict(), "network_settings": NetworkSettings(model).state_dict()}, path)
+    return path
+
+
+def test_from_settings_rebuilds_the_same_network(tmp_path):
+    model = tiny_model("reclf")
+    path = save_checkpoint(model, tmp_path / "model.pt")
+    settings = read_network_settings(path)
+    rebuilt = RECLFModel.from_settings(settings)
+    assert settings_differences(settings, rebuilt.settings) == []
+    load_pretrained_weights(rebuilt, path)
+    image = torch.rand(2, 1, 64, 64)
+    model.eval(), rebuilt.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(image), model(image))
+
+
+def test_aggregations_with_the_same_parameter_names_are_told_apart(tmp_path):
+    mean, lse = tiny_model("mean"), tiny_model("lse")
+    assert mean.state_dict().keys() == lse.state_dict().keys()  # weights alone would load silently
+    path = save_checkpoint(mean, tmp_path / "model.pt")
+    with pytest.raises(DataError, match=r"model.pt: checkpoint was written for another network: aggregation: checkpoint 'mean', network 'lse'"):
+        load_pretrained_weights(lse, path)
+
+
+def test_resnet_image_size_is_checked(tmp_path):
+    path = save_checkpoint(tiny_model(img_size=64), tmp_path / "model.pt")
+    with pytest.raises(DataError, match=r"image_encoder.img_size: checkpoint 64, network 128"):
+        load_pretrained_weights(tiny_model(img_size=128), path)
+    with pytest.raises(DataError, match=r"text_encoder.max_length: checkpoint 32, network 48"):
+        load_pretrained_weights(tiny_model(max_length=48), path)
+
+
+def test_settings_that_change_no_weights_are_not_compared(tmp_path):
+    path = save_checkpoint(tiny_model(freeze_layers=0), tmp_path / "model.pt")
+    load_pretrained_weights(tiny_model(freeze_layers=1), path)
+
+
+def test_weights_that_do_not_fit_name_the_file(tmp_path):
+    model = tiny_model()
+    state = model.state_dict()
+    state.pop(next(iter(state)))
+    path = tmp_path / "model.pt"
+    torch.save({"model": state, "network_settings": NetworkSettings(model).state_dict()}, path)
+    with pytest.raises(DataError, match=r"(?s)model.pt: weights do not fit the network: .*Missing key"):
+        load_pretrained_weights(tiny_model(), path)
+
+
+def test_network_settings_in_a_resume_refuse_another_network(tmp_path):
+    saved = NetworkSettings(tiny_model("mean")).state_dict()
+    with pytest.raises(DataError, match=r"checkpoint_epoch=3.pt: checkpoint was written for another network: aggregation"):
+        NetworkSettings(tiny_model("lse"), source=tmp_path / "checkpoint_epoch=3.pt").load_state_dict(saved)
+
+
+def test_max_length_beyond_the_position_embeddings_is_refused():
+    with pytest.raises(ValueError, match=r"max_length must lie in \[2, 512\]"):
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, max_length=513)
