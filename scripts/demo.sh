@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo data (CPU, ~15 minutes after set-up):
+# The main job on the embedded demo data (CPU, about 20 minutes after set-up):
 #   1. set up .venv;
 #   2. build IU-Phantom (real IU reports, synthetic images) if it is absent, and a contact sheet;
 #   3. pretrain RECLF on it with the reclf_pretrain bundle (TensorBoard logs, checkpoints);
-#   4. evaluate the pretrained model and, for reference, the same pipeline with an untrained
-#      image encoder; print zero-shot AUC/ACC and retrieval Recall@K side by side.
+#   4. evaluate the pretrained model and, for reference, the same network untrained
+#      (--load_pretrain false); print zero-shot AUC/ACC and retrieval Recall@K side by side.
 # Output folder: $DEMO_OUTPUT (default demo_output/). Extra arguments are passed to the
 # training run as bundle overrides, e.g.  bash scripts/demo.sh --aggregation lse
 set -euo pipefail
@@ -41,15 +41,16 @@ bundle_run --config_file "$bundle/configs/train.json" "${settings[@]}" --output_
   --train#trainer#max_epochs 3 --val_interval 3 "$@"
 echo "[demo] pretraining took $(( $(date +%s) - start )) s"
 
+# Evaluation takes the network's settings (size, aggregation, text encoder...) from the checkpoint.
+evaluation=(--config_file "['$bundle/configs/train.json','$bundle/configs/evaluate.json']" --bundle_root "$bundle"
+  --dataset_dir "$data" --ckpt_dir "$run/models")
 echo "[demo] evaluating the pretrained model"
-bundle_run --config_file "['$bundle/configs/train.json','$bundle/configs/evaluate.json']" "${settings[@]}" \
-  --output_dir "$run/eval" "$@"
-echo "[demo] evaluating the same pipeline with an untrained image encoder (reference)"
-bundle_run --config_file "['$bundle/configs/train.json','$bundle/configs/evaluate.json']" "${settings[@]}" \
-  --output_dir "$run/untrained" --validate#handlers#0#_disabled_ true "$@"
+bundle_run "${evaluation[@]}" --output_dir "$run/eval"
+echo "[demo] evaluating the same network untrained (reference: --load_pretrain false)"
+bundle_run "${evaluation[@]}" --output_dir "$run/untrained" --load_pretrain false
 
 echo
 echo "[demo] results on IU-Phantom (synthetic images; zero-shot on zeroshot_5xN.json, retrieval on the validation split)"
-"$py" scripts/summarize_metrics.py "untrained image encoder=$run/untrained/metrics.json" "pretrained${*:+ ($*)}=$run/eval/metrics.json"
+"$py" scripts/summarize_metrics.py "untrained network=$run/untrained/metrics.json" "pretrained${*:+ ($*)}=$run/eval/metrics.json"
 echo "[demo] TensorBoard logs: $run/eval/tensorboard   (tensorboard --logdir $run/eval/tensorboard)"
 echo "[demo] total time $(( $(date +%s) - start )) s after IU-Phantom"
