@@ -1,3 +1,3 @@
 """RECLF-MONAI: relation-enhanced contrastive vision-language pretraining for chest X-rays."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
