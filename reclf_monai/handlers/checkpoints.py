@@ -9,10 +9,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from ignite.engine import Engine, Events
 
 from reclf_monai.data.errors import DataError
+from reclf_monai.networks.checkpoint_settings import read_torch_file
 
 _EPOCH = re.compile(r"epoch=(\d+)")
 
@@ -88,7 +88,7 @@ class BestModelRecord:
         if not self.model_file.is_file():
             self.logger.info("%s does not exist yet: the next validation writes it", self.model_file)
             return
-        checkpoint = torch.load(self.model_file, map_location="cpu", weights_only=True)
+        checkpoint = read_torch_file(self.model_file)
         if not isinstance(checkpoint, Mapping) or not {"checkpointer", "best_model"} <= set(checkpoint):
             raise DataError(
                 self.model_file,

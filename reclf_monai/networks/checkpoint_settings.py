@@ -77,13 +77,18 @@ class NetworkSettings:
             raise DataError(self.source, "checkpoint was written for another network: " + "; ".join(differences))
 
 
-def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+def read_torch_file(path: str | os.PathLike, kind: str = "checkpoint") -> Any:
+    """``torch.load`` (tensors and plain data only) with a DataError naming the file and `kind`."""
     if not os.path.isfile(path):
-        raise DataError(path, "checkpoint file not found")
+        raise DataError(path, f"{kind} file not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a file that is not a checkpoint
-        raise DataError(path, f"not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from error
+        raise DataError(path, f"not a readable PyTorch {kind} ({type(error).__name__}: {error})") from error
+
+
+def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get(SETTINGS_KEY), Mapping):
         keys = sorted(checkpoint)[:8] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise DataError(

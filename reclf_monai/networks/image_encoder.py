@@ -11,6 +11,7 @@ from monai.networks import nets
 from torch import nn
 
 from reclf_monai.data.errors import DataError
+from reclf_monai.networks.checkpoint_settings import read_torch_file
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 BACKBONES = RESNETS + ("vit",)
@@ -125,12 +126,7 @@ class ImageEncoder(nn.Module):
 
 def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
     """Load a state_dict file into `backbone`; every key must match (else a DataError naming the file)."""
-    if not os.path.isfile(path):
-        raise DataError(path, "backbone weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a file that is not a checkpoint
-        raise DataError(path, f"not a readable PyTorch state_dict file ({error})") from error
+    state = read_torch_file(path, "backbone weights")
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
