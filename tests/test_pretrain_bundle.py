@@ -232,6 +232,30 @@ def test_resume_replaces_the_best_model_when_better(trained, corpus, tmp_path):
     assert all(torch.equal(rewritten["model"][name], epoch_two[name]) for name in epoch_two)
 
 
+def test_training_can_drop_unreadable_items(corpus, tmp_path):
+    """Opt-in: a truncated training PNG and a missing validation image are dropped, counted and listed."""
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data)
+    datalist = json.loads((data / "datalist.json").read_text())
+    truncated = data / datalist["training"][3]["image"]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    datalist["validation"][1]["image"] = "images/absent.png"
+    (data / "datalist.json").write_text(json.dumps(datalist))
+
+    result = run_bundle(tmp_path, data, "train", skip_unreadable_items=True)
+    assert succeeded(result)
+    assert "split 'training': dropped 1 of 49 items that cannot be read" in result.stdout
+    assert "split 'validation': dropped 1 of 6 items that cannot be read" in result.stdout
+    for split, bad_file in (("training", truncated), ("validation", data / "images" / "absent.png")):
+        report = json.loads((tmp_path / "eval" / f"unreadable_items_{split}.json").read_text())
+        assert report["dropped"] == 1 and [Path(item["image"]) for item in report["items"]] == [bad_file]
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+    # without the setting the same data stops the run with an error naming the file
+    result = run_bundle(tmp_path / "strict", data, "train")
+    assert result.returncode != 0 and f"{truncated}:" in result.stdout
+
+
 def _tiny_workflow(corpus: Path, run_dir: Path, **overrides) -> ConfigWorkflow:
     """The training workflow in this process, with the same tiny settings as the CLI runs."""
     folders = {"bundle_root": BUNDLE, "dataset_dir": corpus, "ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval"}

@@ -1,6 +1,15 @@
-"""Data layer: datalists, report text, image reading and report tokenisation."""
+"""Data layer: datalists and their checks, report text, image reading and report tokenisation."""
 
-from .datalist import SPLITS, items_with, load_datalist, mark_duplicate_reports, split_by_group, write_datalist
+from .datalist import (
+    SPLITS,
+    datalist_splits,
+    items_with,
+    load_datalist,
+    mark_duplicate_reports,
+    split_by_group,
+    write_datalist,
+)
+from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
 from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .report_text import compose_report, extract_sections, normalise_report_text, split_sentences
@@ -8,13 +17,18 @@ from .tokenization import TokenizeReportd, default_text_encoder_path
 
 __all__ = [
     "SPLITS",
+    "BadItem",
     "ChestXrayReader",
     "DataErrorCompose",
     "DataError",
+    "DatalistCheck",
     "TokenizeReportd",
     "chest_xray_transforms",
+    "check_datalist_items",
     "compose_report",
+    "datalist_splits",
     "default_text_encoder_path",
+    "drop_unreadable_items",
     "extract_sections",
     "items_with",
     "load_datalist",

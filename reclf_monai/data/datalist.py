@@ -52,14 +52,9 @@ def load_datalist(
     for at least one of them (inference takes ``[("image", "report")]``: images, reports or both).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "datalist file not found")
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"not valid JSON ({err})") from err
+    content = _read_datalist_json(path)
     if split not in content:
-        raise DataError(path, f"no split {split!r}; has {sorted(k for k in content if isinstance(content[k], list))}")
+        raise DataError(path, f"no split {split!r}; has {sorted(_split_names(content))}")
     if not isinstance(content[split], list):
         raise DataError(path, f"split {split!r} is not a list")
     for index, item in enumerate(content[split]):
@@ -70,6 +65,32 @@ def load_datalist(
             if not any(key in item for key in alternatives):
                 raise DataError(path, f"item {index} of split {split!r} has no {' or '.join(map(repr, alternatives))} key")
     return load_decathlon_datalist(path, is_segmentation=True, data_list_key=split, base_dir=base_dir)
+
+
+def datalist_splits(path: str | os.PathLike) -> list[str]:
+    """Names of the splits a datalist holds, in file order, for tools that go through all of them."""
+    return _split_names(_read_datalist_json(Path(path)))
+
+
+def _split_names(content: Mapping) -> list[str]:
+    """Top-level lists that are empty or hold items; lists of names such as `class_names` are no split."""
+    return [
+        key
+        for key, value in content.items()
+        if isinstance(value, list) and (not value or any(isinstance(entry, dict) for entry in value))
+    ]
+
+
+def _read_datalist_json(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(path, "datalist file not found")
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(path, f"not valid JSON ({err})") from err
+    if not isinstance(content, dict):
+        raise DataError(path, f"top level is a JSON {type(content).__name__}; expected an object of splits")
+    return content
 
 
 def split_by_group(
