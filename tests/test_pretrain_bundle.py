@@ -342,7 +342,8 @@ def test_every_evaluator_scores_the_checkpoint_alone(trained, corpus, tmp_path, 
 
 
 def test_evaluation_with_load_pretrain_false_scores_the_untrained_network(trained, corpus, tmp_path):
-    workflow = _evaluation_workflow(trained, corpus, tmp_path, "evaluate.json", load_pretrain=False)
+    # "false" as the bundle CLI passes it (fire makes a bool of `False` only): a non-empty string must not count as true
+    workflow = _evaluation_workflow(trained, corpus, tmp_path, "evaluate.json", load_pretrain="false")
     workflow.initialize()
     network = workflow.parser.get_parsed_content("zeroshot#evaluator").network
     checkpoint = load_checkpoint(trained.models / "model.pt")
