@@ -2,11 +2,15 @@
 
 from reclf_monai.networks.checkpoint_settings import (
     NetworkSettings,
+    describe_settings,
     load_pretrained_weights,
+    read_checkpoint,
     read_network_settings,
     settings_differences,
 )
+from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
+from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.reclf_model import AGGREGATIONS, RECLFModel
 from reclf_monai.networks.relation_modules import ImportanceRelationModule, SemanticRelationModule, masked_softmax
@@ -17,17 +21,26 @@ __all__ = [
     "AGGREGATIONS",
     "BACKBONES",
     "LOCAL_AGGREGATIONS",
+    "ImageClassifier",
     "ImageEncoder",
     "ImportanceRelationModule",
     "LocalMatching",
     "NetworkSettings",
+    "PretrainedResNetEncoder",
+    "PretrainedUNet",
     "RECLFModel",
     "SemanticRelationModule",
     "Temperature",
     "TextEncoder",
+    "describe_settings",
+    "freeze",
+    "image_encoder_settings",
     "load_backbone_weights",
+    "load_image_encoder",
     "load_pretrained_weights",
     "masked_softmax",
+    "pretrained_encoder_weights",
+    "read_checkpoint",
     "read_network_settings",
     "settings_differences",
 ]

@@ -23,8 +23,10 @@ from reclf_monai.data.errors import DataError
 SETTINGS_KEY = "network_settings"
 WEIGHTS_KEY = "model"
 # Settings that change neither the weights nor the outputs: how much memory the local scorer may
-# use, which text layers train, and where the text encoder's files lie on this machine.
-NOT_COMPARED = frozenset({"memory_budget_mb", "checkpoint_chunks", "text_encoder.freeze_layers", "text_encoder.model_name_or_path"})
+# use, which layers train, and where the text encoder's files lie on this machine.
+NOT_COMPARED = frozenset(
+    {"memory_budget_mb", "checkpoint_chunks", "text_encoder.freeze_layers", "text_encoder.model_name_or_path", "freeze_encoder"}
+)
 
 logger = logging.getLogger("reclf.checkpoint")
 
@@ -87,14 +89,15 @@ def read_torch_file(path: str | os.PathLike, kind: str = "checkpoint") -> Any:
         raise DataError(path, f"not a readable PyTorch {kind} ({type(error).__name__}: {error})") from error
 
 
-def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    """A checkpoint written by this project's bundles: ``{"model": weights, "network_settings": ...}``."""
     checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get(SETTINGS_KEY), Mapping):
         keys = sorted(checkpoint)[:8] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise DataError(
             path,
             f"not a RECLF checkpoint: no {SETTINGS_KEY!r} entry (found {keys}); RECLF checkpoints are the "
-            "model.pt and checkpoint_epoch=E.pt files that the reclf_pretrain bundle writes",
+            "model.pt and checkpoint_epoch=E.pt files that this project's bundles write",
         )
     if not isinstance(checkpoint.get(WEIGHTS_KEY), Mapping):
         raise DataError(path, f"RECLF checkpoint without weights: no {WEIGHTS_KEY!r} entry")
@@ -103,28 +106,28 @@ def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
 
 def read_network_settings(path: str | os.PathLike) -> dict[str, Any]:
     """The settings stored in a RECLF checkpoint (``model.pt`` or ``checkpoint_epoch=E.pt``)."""
-    return dict(_read_checkpoint(path)[SETTINGS_KEY])
+    return dict(read_checkpoint(path)[SETTINGS_KEY])
 
 
 def load_pretrained_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a RECLF checkpoint's weights into `network` (or its DDP wrapper) and return `network`.
+    """Load a checkpoint's weights into `network` (or its DDP wrapper) and return `network`.
 
     The checkpoint's settings must equal the network's (apart from :data:`NOT_COMPARED`) and every
     weight must fit; otherwise a DataError names the file and each difference.
     """
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     model = unwrap(network)
     NetworkSettings(model, source=path).load_state_dict(checkpoint[SETTINGS_KEY])
     try:
         model.load_state_dict(checkpoint[WEIGHTS_KEY])
     except RuntimeError as error:
         raise DataError(path, f"weights do not fit the network: {error}") from error
-    settings = checkpoint[SETTINGS_KEY]
-    logger.info(
-        "loaded weights from %s (aggregation %s, %s image encoder at %s px)",
-        path,
-        settings["aggregation"],
-        settings["image_encoder"]["backbone"],
-        settings["image_encoder"]["img_size"],
-    )
+    logger.info("loaded weights from %s (%s)", path, describe_settings(checkpoint[SETTINGS_KEY]))
     return network
+
+
+def describe_settings(settings: Mapping[str, Any]) -> str:
+    """The settings a log line names: aggregation, backbone, image size, classes (those present)."""
+    flat = _flatten(settings)
+    names = ("aggregation", "backbone", "image_encoder.backbone", "img_size", "image_encoder.img_size", "num_classes", "out_channels")
+    return ", ".join(f"{name.split('.')[-1]} {flat[name]}" for name in names if name in flat)

@@ -39,11 +39,20 @@ class ResNetFeatures(nn.Module):
         self.local_channels = (256 if local_layer == "layer3" else 512) * expansion
         self.global_channels = 512 * expansion
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def stages(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every stage, each half the size of the one before: stem (1/2), layer1
+        (1/4), layer2 (1/8), layer3 (1/16), layer4 (1/32); a U-Net decoder's skip connections."""
         net = self.backbone
-        x = net.maxpool(net.act(net.bn1(net.conv1(image))))
-        layer3 = net.layer3(net.layer2(net.layer1(x)))
-        layer4 = net.layer4(layer3)
+        stem = net.act(net.bn1(net.conv1(image)))
+        outputs = [stem]
+        x = net.maxpool(stem)
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *_, layer3, layer4 = self.stages(image)
         local = layer3 if self.local_layer == "layer3" else layer4
         return local, layer4.mean(dim=(2, 3))
 

@@ -1,0 +1,177 @@
+"""Downstream networks on the pretrained image encoder: a linear classifier and a U-Net.
+
+Both take a RECLF pretraining checkpoint (``pretrained_checkpoint``) or, without one, explicit
+encoder settings for the randomly initialised baseline. ``freeze_encoder`` (default) trains only
+the new head: the encoder gets no gradients and stays in eval mode, so its batch-norm statistics
+stay the pretrained ones as well (the linear-evaluation protocol of GLoRIA/MGCA); set it false to
+fine-tune everything. ``settings`` is what the bundles' checkpoints carry.
+
+The U-Net is MONAI's :class:`~monai.networks.nets.FlexibleUNet` with this project's ResNet
+registered as a backbone (``reclf_resnet18``, ...): MONAI's own ResNet backbones use another
+shortcut type (resnet18/34) or no shortcut bias (resnet50), so they cannot load our weights.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import torch
+from monai.networks.blocks import BaseEncoder
+from monai.networks.nets import FLEXUNET_BACKBONE, FlexibleUNet
+from torch import nn
+
+from reclf_monai.networks.image_encoder import RESNETS, ResNetFeatures
+from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
+
+UNET_BACKBONE_PREFIX = "reclf_"
+
+
+class PretrainedResNetEncoder(ResNetFeatures, BaseEncoder):
+    """This project's ResNet as a FlexibleUNet backbone: the outputs of its five stages."""
+
+    @classmethod
+    def get_encoder_names(cls) -> list[str]:
+        return [UNET_BACKBONE_PREFIX + name for name in RESNETS]
+
+    @classmethod
+    def get_encoder_parameters(cls) -> list[dict]:
+        return [{"model_name": name, "pretrained": False, "spatial_dims": 2, "in_channels": 1} for name in cls.get_encoder_names()]
+
+    @classmethod
+    def num_channels_per_output(cls) -> list[tuple[int, ...]]:
+        return [(64, 64, 128, 256, 512), (64, 64, 128, 256, 512), (64, 256, 512, 1024, 2048)]
+
+    @classmethod
+    def num_outputs(cls) -> list[int]:
+        return [5] * len(RESNETS)
+
+    def __init__(self, model_name: str, pretrained: bool = False, spatial_dims: int = 2, in_channels: int = 1):
+        if spatial_dims != 2 or pretrained:
+            raise ValueError(
+                f"{model_name} is 2-D and takes its weights from a RECLF checkpoint (PretrainedUNet), "
+                f"got spatial_dims={spatial_dims}, pretrained={pretrained}"
+            )
+        super().__init__(model_name[len(UNET_BACKBONE_PREFIX) :], in_channels)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return self.stages(image)
+
+
+FLEXUNET_BACKBONE.register_class(PretrainedResNetEncoder)
+
+
+RANDOM_ENCODER_DEFAULTS = {"backbone": "resnet18", "img_size": 224, "in_channels": 1}
+# What of the encoder's settings a downstream network depends on (its projections are not used).
+DOWNSTREAM_ENCODER_SETTINGS = ("backbone", "img_size", "in_channels", "vit_config")
+
+
+def _requested_encoder(pretrained_checkpoint: Optional[str | os.PathLike], **settings: Any) -> dict[str, Any]:
+    """The settings given (not None); without a checkpoint, completed with the random defaults."""
+    given = {name: value for name, value in settings.items() if value is not None}
+    return given if pretrained_checkpoint is not None else {**RANDOM_ENCODER_DEFAULTS, **given}
+
+
+class ImageClassifier(nn.Module):
+    """Logits (B, num_classes) from a linear layer on the encoder's pooled features (2048-d for
+    ResNet-50, 512-d for ResNet-18, the token mean for ViT), not on the joint-space projection.
+
+    Args:
+        num_classes: outputs; the bundle's loss decides multi-label (BCE) or multi-class (CE).
+        pretrained_checkpoint: a RECLF pretraining checkpoint; None for a random encoder.
+        freeze_encoder: train the linear head only (default) or fine-tune everything.
+        backbone, img_size, in_channels, vit_config: the random encoder's settings (default
+            resnet18, 224 px, 1 channel); a checkpoint stores its own, which these may only repeat.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained_checkpoint: Optional[str | os.PathLike] = None,
+        freeze_encoder: bool = True,
+        backbone: Optional[str] = None,
+        img_size: Optional[int] = None,
+        in_channels: Optional[int] = None,
+        vit_config: Optional[dict[str, Any]] = None,
+    ):
+        super().__init__()
+        requested = _requested_encoder(
+            pretrained_checkpoint, backbone=backbone, img_size=img_size, in_channels=in_channels, vit_config=vit_config
+        )
+        encoder = load_image_encoder(pretrained_checkpoint, **requested)
+        self.features = encoder.features
+        self.head = nn.Linear(self.features.global_channels, num_classes)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            freeze(self.features)
+        self.settings = {
+            "num_classes": num_classes,
+            "freeze_encoder": freeze_encoder,
+            "image_encoder": {name: encoder.settings[name] for name in DOWNSTREAM_ENCODER_SETTINGS},
+        }
+
+    def train(self, mode: bool = True) -> "ImageClassifier":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.features.eval()
+        return self
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(image)[1])
+
+
+class PretrainedUNet(FlexibleUNet):
+    """MONAI FlexibleUNet on the pretrained ResNet: skip connections from all five stages.
+
+    Args:
+        out_channels: output channels (1 for a binary mask with a sigmoid).
+        pretrained_checkpoint: a RECLF pretraining checkpoint (ResNet encoders only: a ViT gives
+            no feature pyramid); None for a random encoder.
+        freeze_encoder: train the decoder only (default) or fine-tune everything.
+        backbone, img_size, in_channels: the random encoder's settings (default resnet18, 224 px,
+            1 channel); a checkpoint stores its own, which these may only repeat.
+        decoder_channels: FlexibleUNet's decoder widths.
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 1,
+        pretrained_checkpoint: Optional[str | os.PathLike] = None,
+        freeze_encoder: bool = True,
+        backbone: Optional[str] = None,
+        img_size: Optional[int] = None,
+        in_channels: Optional[int] = None,
+        decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+    ):
+        requested = _requested_encoder(pretrained_checkpoint, backbone=backbone, img_size=img_size, in_channels=in_channels)
+        stored = image_encoder_settings(pretrained_checkpoint, **requested)
+        encoder_settings = {name: stored.get(name) for name in DOWNSTREAM_ENCODER_SETTINGS}
+        if encoder_settings["backbone"] not in RESNETS:
+            raise ValueError(
+                f"segmentation needs a ResNet encoder ({', '.join(RESNETS)}); {encoder_settings['backbone']!r} "
+                f"gives no feature pyramid{f' (from {pretrained_checkpoint})' if pretrained_checkpoint else ''}"
+            )
+        super().__init__(
+            in_channels=encoder_settings["in_channels"],
+            out_channels=out_channels,
+            backbone=UNET_BACKBONE_PREFIX + encoder_settings["backbone"],
+            decoder_channels=tuple(decoder_channels),
+            spatial_dims=2,
+        )
+        if pretrained_checkpoint is not None:
+            self.encoder.load_state_dict(pretrained_encoder_weights(pretrained_checkpoint, self.encoder, "features."))
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            freeze(self.encoder)
+        self.settings = {
+            "out_channels": out_channels,
+            "decoder_channels": list(decoder_channels),
+            "freeze_encoder": freeze_encoder,
+            "image_encoder": encoder_settings,
+        }
+
+    def train(self, mode: bool = True) -> "PretrainedUNet":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
