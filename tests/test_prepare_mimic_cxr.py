@@ -1,6 +1,7 @@
 import csv
 import gzip
 import json
+import logging
 
 import pytest
 from PIL import Image
@@ -9,6 +10,8 @@ from reclf_monai.data.datalist import load_datalist
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.chexpert import OBSERVATIONS
 from reclf_monai.data.preparation.mimic_cxr import prepare_mimic_cxr
+
+from test_prepare_common import load_script
 
 # (dicom_id, subject_id, study_id, ViewPosition, official split)
 IMAGES = [
@@ -20,7 +23,14 @@ IMAGES = [
     ("d6", "11000011", "51000001", "PA", "validate"),
     ("d7", "12000012", "52000001", "AP", "test"),
     ("d8", "12000012", "52000001", "LL", "test"),
+    # findings or impression only under headers other than FINDINGS / IMPRESSION
+    ("d9", "10000032", "50000005", "PA", "train"),
+    ("d10", "10000032", "50000006", "PA", "train"),
+    ("d11", "13000013", "53000001", "AP", "train"),
+    ("d12", "11000011", "51000002", "PA", "validate"),
+    ("d13", "12000012", "52000002", "AP", "test"),
 ]
+FINAL = "                                 FINAL REPORT\n"  # first line of every MIMIC-CXR report file
 REPORTS = {
     "50000001": "EXAMINATION: CHEST PA AND LAT\n\nFINDINGS:\n There is a small left\n pleural effusion.\n"
     "\n IMPRESSION:  Small left effusion, ___ informed.\n",
@@ -28,13 +38,38 @@ REPORTS = {
     "50000003": "INDICATION: Fever.\n\nCOMPARISON: None.\n",
     "51000001": "FINDINGS: Heart size is normal.\nIMPRESSION: Normal chest.\n",
     "52000001": "Findings : Right upper lobe opacity.\n",
+    "50000005": FINAL + " INDICATION:  Dyspnea.\n\n CHEST, TWO VIEWS:  The heart is mildly enlarged.\n\n"
+    " IMPRESSION:  Mild cardiomegaly.\n",
+    "50000006": FINAL + " HISTORY:  Cough.\n\n PA AND LATERAL VIEWS OF THE CHEST:  Lungs are clear.\n",
+    "53000001": FINAL + " REASON FOR EXAMINATION:  Fever.\n\n FINDINGS AND IMPRESSION:  Right lower lobe pneumonia.\n",
+    "51000002": FINAL + " COMPARISON:  None.\n\n FINDINGS/IMPRESSION:  No acute process.\n",
+    "52000002": FINAL + " PORTABLE AP CHEST:  Line ends in the SVC.\n\n IMPRESSOIN:  Line in place.\n",
 }
 EXPECTED_REPORTS = {
     "d1": "There is a small left pleural effusion. Small left effusion, informed.",
     "d3": "No acute cardiopulmonary process.",
     "d6": "Heart size is normal. Normal chest.",
     "d7": "Right upper lobe opacity.",
+    "d9": "The heart is mildly enlarged. Mild cardiomegaly.",
+    "d10": "Lungs are clear.",
+    "d11": "Right lower lobe pneumonia.",
+    "d12": "No acute process.",
+    "d13": "Line ends in the SVC. Line in place.",
 }
+# REPORTS as a sectioned CSV (study, impression, findings); for the texts in the layout of the report
+# files (FINAL + ...), these are the values the MIMIC-CXR code's create_section_files.py writes.
+SECTIONED = [
+    ("s50000001", "Small left effusion, ___ informed.", "There is a small left\n pleural effusion."),
+    ("s50000002", "No acute cardiopulmonary process.", ""),
+    ("s50000003", "", ""),
+    ("s51000001", "Normal chest.", "Heart size is normal."),
+    ("s52000001", "", "Right upper lobe opacity."),
+    ("s50000005", "Mild cardiomegaly.", "The heart is mildly enlarged."),
+    ("s50000006", "", "Lungs are clear."),
+    ("s53000001", "Right lower lobe pneumonia.", ""),
+    ("s51000002", "No acute process.", ""),
+    ("s52000002", "Line in place.", "Line ends in the SVC."),
+]
 
 
 def write_csv(path, header, rows, compress=False):
@@ -77,7 +112,7 @@ def test_frontal_reports_official_split_and_counts(mimic, tmp_path):
     assert counts["non_frontal_dropped"] == 2
     assert counts["empty_report_dropped"] == 1 and counts["empty_report_studies"] == 1
     assert counts["no_report_dropped"] == 1
-    assert (counts["training"], counts["validation"], counts["test"]) == (2, 1, 1)
+    assert (counts["training"], counts["validation"], counts["test"]) == (5, 2, 2)
     dropped = sum(counts[k] for k in ("non_frontal_dropped", "no_report_dropped", "empty_report_dropped",
                                       "missing_images_skipped"))
     assert counts["metadata_images"] == dropped + counts["training"] + counts["validation"] + counts["test"]
@@ -87,7 +122,7 @@ def test_frontal_reports_official_split_and_counts(mimic, tmp_path):
     items = {item["dicom_id"]: item for split in ("training", "validation", "test") for item in content[split]}
     assert set(items) == set(EXPECTED_REPORTS)
     assert {d: item["report"] for d, item in items.items()} == EXPECTED_REPORTS
-    assert [item["dicom_id"] for item in content["validation"]] == ["d6"]
+    assert [item["dicom_id"] for item in content["validation"]] == ["d6", "d12"]
     assert items["d1"] | {"report": None} == {
         "image": "../mimic-cxr-jpg/files/p10/p10000032/s50000001/d1.jpg", "report": None,
         "subject_id": "10000032", "study_id": "50000001", "dicom_id": "d1", "view": "PA",
@@ -98,20 +133,35 @@ def test_frontal_reports_official_split_and_counts(mimic, tmp_path):
     assert loaded[0]["image"] == str(mimic / "files" / "p12" / "p12000012" / "s52000001" / "d7.jpg")
 
 
+def test_header_families_are_counted_per_section(mimic, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="reclf_monai.data.preparation.mimic_cxr")
+    counts = prepare_mimic_cxr(mimic, tmp_path / "out").counts
+    assert {key: value for key, value in counts.items() if "_from_" in key} == {
+        "findings_from_findings": 3, "findings_from_exam_title": 3, "findings_from_misspelt": 0,
+        "impression_from_impression": 4, "impression_from_findings_and_impression": 2, "impression_from_misspelt": 1,
+    }  # fmt: skip
+    assert ("findings from exam_title headers: 3 studies (most frequent: 'CHEST, TWO VIEWS' 1, "
+            "'PA AND LATERAL VIEWS OF THE CHEST' 1, 'PORTABLE AP CHEST' 1)") in caplog.messages
+
+
+def test_script_prints_the_section_sources(mimic, tmp_path, capsys):
+    status = load_script("prepare_mimic_cxr").main(["--root", str(mimic), "--output", str(tmp_path / "out")])
+    assert status == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("mimic_cxr: metadata_images=13 ")
+    assert "findings_from_exam_title=3 findings_from_misspelt=0 impression_from_impression=4" in line
+
+
 def test_sectioned_csv_gives_the_same_reports(mimic, tmp_path):
     sectioned = tmp_path / "mimic_cxr_sectioned.csv"
-    rows = [("s50000001", "Small left effusion, ___ informed.", "There is a small left\n pleural effusion."),
-            ("s50000002", "No acute cardiopulmonary process.", ""),
-            ("s50000003", "", ""),
-            ("s51000001", "Normal chest.", "Heart size is normal."),
-            ("s52000001", "", "Right upper lobe opacity.")]  # fmt: skip
     write_csv(sectioned, ["study", "impression", "findings", "last_paragraph", "comparison"],
-              [(*row, "", "") for row in rows])
+              [(*row, "", "") for row in SECTIONED])
     report = prepare_mimic_cxr(mimic, tmp_path / "out", sectioned_csv=sectioned)
     content = json.loads((tmp_path / "out" / "mimic_cxr.json").read_text())
     items = {item["dicom_id"]: item["report"] for split in ("training", "validation", "test") for item in content[split]}
     assert items == EXPECTED_REPORTS
     assert report.counts["empty_report_dropped"] == 1 and report.counts["no_report_dropped"] == 1
+    assert not any("_from_" in key for key in report.counts)  # the CSV does not say which header
 
 
 def test_without_label_table_items_have_no_classes(mimic, tmp_path):
@@ -132,7 +182,7 @@ def test_missing_image_stops_unless_skipped(mimic, tmp_path):
     with pytest.raises(DataError, match="d6.jpg: image not found"):
         prepare_mimic_cxr(mimic, tmp_path / "out")
     report = prepare_mimic_cxr(mimic, tmp_path / "out", skip_missing_images=True)
-    assert report.counts["missing_images_skipped"] == 1 and report.counts["validation"] == 0
+    assert report.counts["missing_images_skipped"] == 1 and report.counts["validation"] == 1
 
 
 def test_reports_in_the_wrong_place_are_an_error(mimic, tmp_path):

@@ -12,7 +12,8 @@ from .datalist import (
 from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
 from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
-from .report_text import compose_report, extract_sections, normalise_report_text, split_sentences
+from .report_sections import extract_sections
+from .report_text import compose_report, normalise_report_text, split_sentences
 from .tokenization import TokenizeReportd, default_text_encoder_path
 
 __all__ = [

@@ -4,19 +4,24 @@ Protocol (MGCA / GLoRIA pretraining): frontal views only (``ViewPosition`` PA or
 report is FINDINGS followed by IMPRESSION; images whose report has neither section are
 dropped (and counted: MGCA issue #42 reports more than 9,000 such rows); the official split
 (``train`` / ``validate`` / ``test`` -> ``training`` / ``validation`` / ``test``). MGCA merges
-validate and test; we keep the official three.
+validate and test; we keep the official three. Sections of the report files are found with the
+header rules of the official sectioning (:mod:`reclf_monai.data.report_sections`), so report
+files and the official sectioned CSV give the same reports; the statistics count, per section,
+the studies whose text came from each header family.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..datalist import write_datalist
 from ..errors import DataError
-from ..report_text import compose_report, extract_sections
+from ..report_sections import SECTION_SOURCES, SECTIONS, find_sections
+from ..report_text import compose_report
 from .chexpert import OBSERVATIONS
 from .files import find_missing, relative_path, require_folder
 from .reporting import PreparationReport, progress
@@ -55,9 +60,13 @@ def _image_path(root: Path, row: dict[str, str]) -> Path:
     return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{row['study_id']}" / f"{row['dicom_id']}.jpg"
 
 
-def _reports_from_files(reports_root: Path, studies: dict[str, str]) -> dict[str, str | None]:
-    """FINDINGS + IMPRESSION per study from ``files/pXX/pSUBJECT/sSTUDY.txt`` (None: no file)."""
+def _reports_from_files(
+    reports_root: Path, studies: dict[str, str]
+) -> tuple[dict[str, str | None], dict[tuple[str, str], Counter]]:
+    """FINDINGS + IMPRESSION per study from ``files/pXX/pSUBJECT/sSTUDY.txt`` (None: no file),
+    and per (section, header family) the number of studies that took that section from each header."""
     reports: dict[str, str | None] = {}
+    sources: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for study, subject in progress(studies.items(), "reading reports", total=len(studies)):
         path = reports_root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
         try:
@@ -65,14 +74,30 @@ def _reports_from_files(reports_root: Path, studies: dict[str, str]) -> dict[str
         except FileNotFoundError:
             reports[study] = None
             continue
-        reports[study] = compose_report(**extract_sections(text))
+        sections = find_sections(text)
+        reports[study] = compose_report(*(sections[name].text if name in sections else "" for name in SECTIONS))
+        for name, section in sections.items():
+            sources[name, section.family][section.header] += 1
     if studies and all(report is None for report in reports.values()):
         example = next(iter(studies.items()))
         raise DataError(
             reports_root / "files" / f"p{example[1][:2]}" / f"p{example[1]}" / f"s{example[0]}.txt",
             "report file not found, and neither is any other (unzip mimic-cxr-reports.zip there or pass --reports)",
         )
-    return reports
+    return reports, sources
+
+
+def _section_source_counts(sources: dict[tuple[str, str], Counter]) -> dict[str, int]:
+    """Studies per (section, header family), as ``findings_from_exam_title=...``; logs the most
+    frequent headers of each family, so the mapping can be checked on the real reports."""
+    counts = {}
+    for section, family in SECTION_SOURCES:
+        headers = sources.get((section, family), Counter())
+        counts[f"{section}_from_{family}"] = headers.total()
+        if headers:
+            common = ", ".join(f"{header!r} {n}" for header, n in headers.most_common(5))
+            logger.info("%s from %s headers: %d studies (most frequent: %s)", section, family, headers.total(), common)
+    return counts
 
 
 def _reports_from_sectioned_csv(path: Path, studies: dict[str, str]) -> dict[str, str | None]:
@@ -117,10 +142,12 @@ def prepare_mimic_cxr(
 
     frontal = [row for row in metadata if row["ViewPosition"] in views]
     studies = {row["study_id"]: row["subject_id"] for row in frontal}
+    section_counts = {}
     if sectioned_csv is not None:
         reports = _reports_from_sectioned_csv(Path(sectioned_csv), studies)
     else:
-        reports = _reports_from_files(Path(reports_root) if reports_root is not None else root, studies)
+        reports, sources = _reports_from_files(Path(reports_root) if reports_root is not None else root, studies)
+        section_counts = _section_source_counts(sources)
 
     with_report = [row for row in frontal if reports[row["study_id"]]]
     image_paths = [_image_path(root, row) for row in with_report]
@@ -159,5 +186,6 @@ def prepare_mimic_cxr(
         missing_images_skipped=len(missing),
         **{name: len(items) for name, items in splits.items()},
         empty_report_studies=len(empty_report),
+        **section_counts,
     )
     return report
