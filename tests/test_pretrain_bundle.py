@@ -9,10 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,15 +19,15 @@ import pytest
 import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bundle_testing import BUNDLES, SCHEMA, bundle_config_files, event_files, load_checkpoint, monai_bundle, scalars, succeeded
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import build_corpus
 
-BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "reclf_pretrain"
+BUNDLE = BUNDLES / "reclf_pretrain"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "monai" / "meta_schema_20240725.json"
 
 IMAGE_SIZE = 64
 EMBED_DIM = 32
@@ -59,29 +57,8 @@ VALIDATION_SCALARS = {"val_mean_recall", "val_loss", "R@1", "R@5", "R@10", "R_me
 
 
 def config_files(*names: str) -> str:
-    """The `--config_file` value: one path, or a list literal that MONAI merges in order."""
-    paths = [str(CONFIGS / f"{name}.json") for name in names]
-    return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{path}'" for path in paths) + "]"
-
-
-def monai_bundle(cwd: Path, subcommand: str, *arguments: str, processes: int = 1, **overrides) -> subprocess.CompletedProcess:
-    """Run ``python -m monai.bundle SUBCOMMAND`` (under torchrun for `processes` > 1) in `cwd`.
-
-    The run must not write outside the folders it is given: no stray ``runs/`` in the working folder.
-    """
-    module = ["-m", "monai.bundle", subcommand, *arguments]
-    if processes > 1:
-        torchrun = str(Path(sys.executable).with_name("torchrun"))
-        command = [torchrun, "--standalone", f"--nproc_per_node={processes}", *module]
-    else:
-        command = [sys.executable, *module]
-    for key, value in overrides.items():
-        command += [f"--{key}", str(value)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1" if processes > 1 else "2"}
-    cwd.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
-    assert not (cwd / "runs").exists(), f"{subcommand} wrote a stray runs/ folder in its working directory"
-    return result
+    """The `--config_file` value for this bundle's configs `names` (merged in order)."""
+    return bundle_config_files(CONFIGS, *names)
 
 
 def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, processes: int = 1, **overrides) -> subprocess.CompletedProcess:
@@ -97,26 +74,6 @@ def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, processes: int =
     logging_file = str(CONFIGS / "logging.conf")
     arguments = ("--config_file", config_files(*configs), "--logging_file", logging_file)
     return monai_bundle(run_dir, "run", *arguments, processes=processes, **settings)
-
-
-def succeeded(result: subprocess.CompletedProcess) -> bool:
-    if result.returncode != 0:
-        print(result.stdout[-6000:])
-    return result.returncode == 0
-
-
-def event_files(output_dir: Path) -> list[Path]:
-    return sorted((output_dir / "tensorboard").glob("events.out.tfevents.*"))
-
-
-def scalars(event_file: Path) -> dict[str, list[tuple[int, float]]]:
-    events = EventAccumulator(str(event_file))
-    events.Reload()
-    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:

@@ -1,0 +1,78 @@
+"""What every bundle test needs: the real ``monai.bundle`` CLI, event files, checkpoints and a
+tiny RECLF pretraining checkpoint for the downstream bundles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from reclf_monai.networks import ImageEncoder, NetworkSettings, RECLFModel, TextEncoder
+
+BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "monai" / "meta_schema_20240725.json"
+
+
+def bundle_config_files(configs: Path, *names: str) -> str:
+    """The `--config_file` value: one path, or a list literal that MONAI merges in order."""
+    paths = [str(configs / f"{name}.json") for name in names]
+    return paths[0] if len(paths) == 1 else "[" + ",".join(f"'{path}'" for path in paths) + "]"
+
+
+def monai_bundle(cwd: Path, subcommand: str, *arguments: str, processes: int = 1, **overrides) -> subprocess.CompletedProcess:
+    """Run ``python -m monai.bundle SUBCOMMAND`` (under torchrun for `processes` > 1) in `cwd`.
+
+    The run must not write outside the folders it is given: no stray ``runs/`` in the working folder.
+    """
+    module = ["-m", "monai.bundle", subcommand, *arguments]
+    if processes > 1:
+        torchrun = str(Path(sys.executable).with_name("torchrun"))
+        command = [torchrun, "--standalone", f"--nproc_per_node={processes}", *module]
+    else:
+        command = [sys.executable, *module]
+    for key, value in overrides.items():
+        command += [f"--{key}", str(value)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1" if processes > 1 else "2"}
+    cwd.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert not (cwd / "runs").exists(), f"{subcommand} wrote a stray runs/ folder in its working directory"
+    return result
+
+
+def succeeded(result: subprocess.CompletedProcess) -> bool:
+    """True for exit status 0; otherwise prints the end of the run's output for the test log."""
+    if result.returncode != 0:
+        print(result.stdout[-6000:])
+    return result.returncode == 0
+
+
+def event_files(output_dir: Path) -> list[Path]:
+    return sorted((output_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def scalars(event_file: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_tiny_pretraining_checkpoint(path: Path, aggregation: str = "reclf", image_size: int = 64, seed: int = 0) -> Path:
+    """A checkpoint as reclf_pretrain writes it (weights + settings) for a small untrained model:
+    ResNet-18 at `image_size`, 32-d joint space, the real MiniLM text encoder, 48 tokens."""
+    torch.manual_seed(seed)
+    model = RECLFModel(
+        ImageEncoder("resnet18", in_channels=1, embed_dim=32, img_size=image_size),
+        TextEncoder(embed_dim=32, max_length=48, freeze_layers=4),
+        aggregation,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "network_settings": NetworkSettings(model).state_dict()}, path)
+    return path
