@@ -1,4 +1,5 @@
-"""Data layer: datalists and their checks, report text, image reading and report tokenisation."""
+"""Data layer: datalists and their checks, label-fraction subsets, report text, image reading and
+report tokenisation."""
 
 from .datalist import (
     SPLITS,
@@ -14,6 +15,7 @@ from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .report_sections import extract_sections
 from .report_text import compose_report, normalise_report_text, split_sentences
+from .subsets import label_fraction
 from .tokenization import TokenizeReportd, default_text_encoder_path
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "drop_unreadable_items",
     "extract_sections",
     "items_with",
+    "label_fraction",
     "load_datalist",
     "mark_duplicate_reports",
     "normalise_report_text",
