@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Prepare CheXpert-v1.0 for linear classification (five competition labels, uncertain-label
-mapping) and the CheXpert 5x200 zero-shot / retrieval set (ids published, excluded from
-training), following the GLoRIA / MGCA splits. See docs/datasets.md."""
+mapping) and the CheXpert 5x200 zero-shot / retrieval set (ids published; its patients are
+excluded from training and validation, which are split by patient). See docs/datasets.md."""
 
 import sys
 
@@ -25,7 +25,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--validation-size", type=int, default=5000,
-        help="images drawn from train.csv for validation (default: %(default)s)",
+        help="validation images: exactly this many images of the kept views, drawn from train.csv as whole "
+        "patients without a 5x200 image (default: %(default)s)",
     )
     parser.add_argument("--all-views", action="store_true", help="keep lateral views too (default: frontal only)")
     add_seed_option(parser, 0, "the 5x200 and validation draws")

@@ -25,14 +25,16 @@ def row(path, view="Frontal", **labels):
 def train_rows():
     rows, patient = [], 0
 
-    def path(view="frontal"):
+    def path(view="frontal", image="study1/view1"):
+        """A new patient's first image, or with `image` another image of the last patient."""
         nonlocal patient
-        patient += 1
-        return f"CheXpert-v1.0-small/train/patient{patient:05d}/study1/view1_{view}.jpg"
+        patient += image == "study1/view1"
+        return f"CheXpert-v1.0-small/train/patient{patient:05d}/{image}_{view}.jpg"
 
     for name in COMPETITION_CLASSES:  # eligible for 5x200: the only positive, others 0.0 or blank
         for i in range(CANDIDATES_PER_CLASS):
             rows.append(row(path(), **{name.replace(" ", "_"): "1.0", "No_Finding": "" if i % 2 else "0.0"}))
+            rows.append(row(path(image="study2/view1"), No_Finding="1.0"))  # a later study, not eligible
     rows.append(row(path(), Atelectasis="1.0", Edema="1.0"))  # two positives
     rows.append(row(path(), Cardiomegaly="1.0", Support_Devices="1.0"))  # eligible only by the loose rule
     rows.append(row(path(), Consolidation="1.0", Lung_Opacity="-1.0"))  # uncertain other observation
@@ -40,9 +42,11 @@ def train_rows():
     rows.append(row(path("lateral"), "Lateral", Edema="1.0"))  # lateral view
     rows.append(row(path(), Atelectasis="-1.0", Cardiomegaly="-1.0", Consolidation="-1.0", Edema="-1.0",
                     Pleural_Effusion="-1.0"))  # all uncertain  # fmt: skip
-    for _ in range(12):
+    for i in range(12):  # patients with one or two frontal images and a lateral one
         rows.append(row(path(), No_Finding="1.0"))
-        rows.append(row(path("lateral"), "Lateral", No_Finding="1.0"))
+        rows.append(row(path("lateral", "study1/view2"), "Lateral", No_Finding="1.0"))
+        if i % 2:
+            rows.append(row(path(image="study2/view1"), No_Finding="1.0"))
     return rows
 
 
@@ -75,6 +79,10 @@ def relative(item):
     return item["image"].split("CheXpert-v1.0-small/", 1)[1]
 
 
+def patient(item):
+    return relative(item).split("/")[1]
+
+
 def run(chexpert, tmp_path, **options):
     options = {"per_class": 2, "validation_size": 5, **options}
     report = prepare_chexpert(chexpert, tmp_path / "out", **options)
@@ -102,15 +110,28 @@ def test_five_by_200_rules(chexpert, tmp_path):
     assert report.counts["five_by_200"] == 10
 
 
-def test_five_by_200_is_excluded_from_training_and_validation(chexpert, tmp_path):
-    _, classification, five = run(chexpert, tmp_path)
-    evaluation = {relative(item) for item in five["test"]}
-    training = {relative(item) for item in classification["training"]}
-    validation = {relative(item) for item in classification["validation"]}
-    assert not evaluation & training and not evaluation & validation and not training & validation
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_patient_is_in_two_splits(chexpert, tmp_path, seed):
+    report, classification, five = run(chexpert, tmp_path, seed=seed)
+    patients = {name: {patient(item) for item in classification[name]} for name in ("training", "validation", "test")}
+    patients["5x200"] = {patient(item) for item in five["test"]}
+    names = sorted(patients)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            assert not patients[first] & patients[second], (first, second)
+    # Every frontal image of train.csv is in 5x200, training or validation, or counted as left out
+    # because its patient has a 5x200 image (here: the later study of each 5x200 patient).
     frontal_train = {r["Path"].split("/", 1)[1] for r in read_table(chexpert / "train.csv", HEADER)
                      if r["Frontal/Lateral"] == "Frontal"}  # fmt: skip
-    assert evaluation | training | validation == frontal_train
+    written = {relative(item) for item in [*five["test"], *classification["training"], *classification["validation"]]}
+    left_out = frontal_train - written
+    assert {path.split("/")[1] for path in left_out} == patients["5x200"]
+    assert all("/study2/" in path for path in left_out)
+    counts = report.counts
+    assert counts["five_by_200_patients"] == 10 and counts["five_by_200_patient_images_left_out"] == len(left_out) == 10
+    assert counts["training_patients"] == len(patients["training"])
+    assert counts["validation_patients"] == len(patients["validation"])
+    assert len(written) == len(frontal_train) - len(left_out)
 
 
 def test_five_by_200_is_deterministic_with_the_seed(chexpert, tmp_path):
@@ -157,11 +178,30 @@ def test_official_valid_is_the_test_split_and_views(chexpert, tmp_path):
     assert len(run(chexpert, tmp_path, frontal_only=False)[1]["test"]) == 3
 
 
-def test_validation_draw_size_and_refusal(chexpert, tmp_path):
-    report, classification, _ = run(chexpert, tmp_path, frontal_only=False)
-    assert len(classification["validation"]) == 5
+@pytest.mark.parametrize("frontal_only", [True, False])
+def test_validation_has_exactly_the_asked_number_of_images_of_the_kept_views(chexpert, tmp_path, frontal_only):
+    for seed in range(6):  # laterals are drawn with some seeds when the draw comes before the view filter
+        report, classification, _ = run(chexpert, tmp_path / str(seed), validation_size=3, seed=seed,
+                                         frontal_only=frontal_only)  # fmt: skip
+        assert len(classification["validation"]) == report.counts["validation"] == 3
+        if frontal_only:
+            assert all("_frontal.jpg" in item["image"] for item in classification["validation"])
     with pytest.raises(DataError, match="too few for 500 validation images"):
         run(chexpert, tmp_path, validation_size=500)
+
+
+def test_path_without_patient_and_test_patient_in_training_are_errors(chexpert, tmp_path):
+    rows = train_rows()
+    rows[0][0] = "CheXpert-v1.0-small/train/study1/view1_frontal.jpg"
+    write_csv(chexpert / "train.csv", rows)
+    with pytest.raises(DataError, match=r"train.csv: row with Path CheXpert-v1.0-small/train/study1/view1_frontal.jpg: "
+                                        r"no patientNNNNN folder"):  # fmt: skip
+        run(chexpert, tmp_path)
+    rows = train_rows()
+    rows[-1][0] = "CheXpert-v1.0-small/train/patient64541/study1/view1_frontal.jpg"
+    write_csv(chexpert / "train.csv", rows)
+    with pytest.raises(DataError, match=r"valid.csv: patient patient64541 also has images in .*train.csv"):
+        run(chexpert, tmp_path)
 
 
 def test_missing_column_and_bad_value(chexpert, tmp_path):

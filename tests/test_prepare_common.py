@@ -9,7 +9,7 @@ from PIL import Image
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.files import find_missing, index_by_stem, relative_path
 from reclf_monai.data.preparation.masks import boxes_to_mask, write_mask
-from reclf_monai.data.preparation.splits import holdout_split, sample_positions, train_validation_split
+from reclf_monai.data.preparation.splits import draw_groups, holdout_split, sample_positions, train_validation_split
 from reclf_monai.data.preparation.tables import locate_table, read_table
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -97,6 +97,18 @@ def test_train_validation_split_is_a_partition():
     training, validation = train_validation_split(101, 0.2, seed=0)
     assert len(validation) == 21 and len(training) == 80
     assert sorted(training + validation) == list(range(101))
+
+
+def test_draw_groups_takes_whole_groups_to_exactly_the_size():
+    item_groups = [f"p{i}" for i in range(30) for _ in range(i % 3 + 1)]  # groups of 1, 2 or 3 items
+    for seed in range(5):
+        chosen = draw_groups(item_groups, 10, seed)
+        assert sum(group in chosen for group in item_groups) == 10
+    assert draw_groups(item_groups, 10, seed=0) == draw_groups(item_groups, 10, seed=0)
+    assert draw_groups(item_groups, 10, seed=0) != draw_groups(item_groups, 10, seed=1)
+    assert draw_groups(item_groups, 0, seed=0) == set()
+    with pytest.raises(ValueError, match="whole groups make 2 items, not 3"):
+        draw_groups(["a", "a", "b", "b"], 3, seed=0)
 
 
 def test_boxes_to_mask_covers_touched_pixels_and_clips():

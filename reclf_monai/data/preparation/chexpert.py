@@ -6,28 +6,35 @@ Protocol (GLoRIA / MGCA code, which G2D and later papers reuse):
   the five competition classes, the images where that class is 1 and every other observation
   except "No Finding" is 0 (so the five classes are mutually exclusive and nothing else is
   positive or uncertain); 200 per class drawn with seed 0 exactly as ``DataFrame.sample(n=200,
-  random_state=0)`` draws them. Their ``Path`` values are written to a CSV and they are
-  excluded from training and validation.
+  random_state=0)`` draws them. Their ``Path`` values are written to a CSV.
 * **Splits**: CheXpert's test labels are not public, so the official ``valid.csv`` (expert
-  consensus labels) is the **test** set, and 5,000 images drawn from the rest of ``train.csv``
-  (all views, seed 0, as ``numpy.random.choice``) are the **validation** set. MGCA's script
-  then drops the drawn *positions* as row *labels* (``df.drop(valid_ids)``), so its training
-  and validation sets overlap; here they are disjoint.
-* **Views**: frontal only by default (MGCA's ``img_type="Frontal"``), applied after the draws.
+  consensus labels) is the **test** set.
+* **Views**: frontal only by default (MGCA's ``img_type="Frontal"``).
 * **Uncertain labels (-1)**: a per-class mapping, :data:`UNCERTAIN_POLICIES`; blank -> 0.
+
+Where we depart from MGCA: its script removes only the 5x200 *images* from training and draws
+5,000 single images for validation from all views, before the view filter (and, dropping the
+drawn positions as row labels, lets training and validation overlap). So one patient's images
+land in training and validation, and 5x200 patients have images in training. Here training
+and validation are split **by patient** (the ``patientNNNNN`` folder of each path); every
+patient with a 5x200 image is left out of both, so zero-shot and retrieval on 5x200 never
+test on a patient the encoder was trained on; and the validation set is exactly
+``validation_size`` images of the kept views, from whole patients drawn with the seed after
+the view filter (:func:`~.splits.draw_groups`). The 5x200 draw itself is MGCA's.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from ..datalist import write_datalist
 from ..errors import DataError
 from .files import find_missing, relative_path, require_folder
 from .reporting import PreparationReport
-from .splits import sample_positions
+from .splits import draw_groups, sample_positions
 from .tables import read_table
 
 OBSERVATIONS = (
@@ -55,6 +62,7 @@ VIEW_COLUMN = "Frontal/Lateral"
 CLASSIFICATION_DATALIST = "chexpert_classification.json"
 FIVE_BY_200_DATALIST = "chexpert_5x200.json"
 FIVE_BY_200_IDS = "chexpert_5x200_ids.csv"
+_PATIENT_FOLDER = re.compile(r"patient\d+")
 
 EXPECTED_LAYOUT = f"""expected layout (CheXpert-v1.0 or CheXpert-v1.0-small from Stanford):
   ROOT/train.csv   Path, Sex, Age, Frontal/Lateral, AP/PA, No Finding, ... (14 observations:
@@ -74,6 +82,15 @@ def _image_path(root: Path, listed: str) -> Path:
     if parts and parts[0] not in ("train", "valid", "test"):
         parts = parts[1:]
     return root.joinpath(*parts)
+
+
+def _patient(row: dict[str, str], path: Path) -> str:
+    """The patient of a row: the ``patientNNNNN`` folder in its ``Path`` cell."""
+    for part in PurePosixPath(row["Path"].replace("\\", "/")).parts:
+        if _PATIENT_FOLDER.fullmatch(part):
+            return part
+    problem = "no patientNNNNN folder in the path, so no patient to split by"
+    raise DataError(path, f"row with Path {row['Path']}: {problem}")
 
 
 def _label(row: dict[str, str], column: str, path: Path) -> float:
@@ -114,6 +131,20 @@ def sample_five_by_200(
     return chosen
 
 
+def _draw_validation_patients(
+    rows: list[dict[str, str]], patient_of: dict[str, str], size: int, seed: int, path: Path
+) -> set[str]:
+    """Patients whose `rows` (images of the kept views) make exactly `size` validation images."""
+    available = f"{len(rows)} images of the kept views belong to patients without a 5x200 image"
+    if size >= len(rows):
+        raise DataError(path, f"{available}, too few for {size} validation images")
+    try:
+        return draw_groups([patient_of[row["Path"]] for row in rows], size, seed)
+    except ValueError as err:
+        problem = f"{available}, but whole patients do not make {size} validation images ({err})"
+        raise DataError(path, problem) from err
+
+
 def prepare_chexpert(
     root: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -136,20 +167,22 @@ def prepare_chexpert(
     train_rows = read_table(train_csv, columns)
     test_rows = read_table(valid_csv, columns)
 
+    patient_of = {row["Path"]: _patient(row, train_csv) for row in train_rows}
+    shared = {_patient(row, valid_csv) for row in test_rows} & set(patient_of.values())
+    if shared:
+        problem = f"patient {sorted(shared)[0]} also has images in {train_csv} ({len(shared)} such patient(s))"
+        raise DataError(valid_csv, f"{problem}: the test set must not share patients with training")
+
     five_by_200 = sample_five_by_200(train_rows, train_csv, per_class, seed, sample_rule)
-    excluded = {row["Path"] for row, _ in five_by_200}
-    remaining = [row for row in train_rows if row["Path"] not in excluded]
-    if validation_size >= len(remaining):
-        problem = f"{len(remaining)} images left after 5x200, too few for {validation_size} validation images"
-        raise DataError(train_csv, problem)
-    validation_positions = set(sample_positions(len(remaining), validation_size, seed))
+    held_out = {patient_of[row["Path"]] for row, _ in five_by_200}
+    kept = [row for row in train_rows if not frontal_only or row[VIEW_COLUMN] == "Frontal"]
+    remaining = [row for row in kept if patient_of[row["Path"]] not in held_out]
+    validation_patients = _draw_validation_patients(remaining, patient_of, validation_size, seed, train_csv)
     sources = {
-        "training": [row for i, row in enumerate(remaining) if i not in validation_positions],
-        "validation": [remaining[i] for i in sorted(validation_positions)],
-        "test": test_rows,
+        "training": [row for row in remaining if patient_of[row["Path"]] not in validation_patients],
+        "validation": [row for row in remaining if patient_of[row["Path"]] in validation_patients],
+        "test": [row for row in test_rows if not frontal_only or row[VIEW_COLUMN] == "Frontal"],
     }
-    if frontal_only:
-        sources = {name: [row for row in rows if row[VIEW_COLUMN] == "Frontal"] for name, rows in sources.items()}
 
     images = {row["Path"]: _image_path(root, row["Path"]) for rows in sources.values() for row in rows}
     images.update({row["Path"]: _image_path(root, row["Path"]) for row, _ in five_by_200})
@@ -185,7 +218,11 @@ def prepare_chexpert(
     report.counts.update(
         train_csv_images=len(train_rows),
         five_by_200=len(evaluation),
+        five_by_200_patients=len(held_out),
+        five_by_200_patient_images_left_out=len(kept) - len(remaining) - len(five_by_200),
         missing_images_skipped=len(missing),
         **{name: len(items) for name, items in splits.items()},
+        training_patients=len({patient_of[row["Path"]] for row in sources["training"]}),
+        validation_patients=len(validation_patients),
     )
     return report

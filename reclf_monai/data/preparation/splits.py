@@ -1,12 +1,14 @@
-"""The random splits of the published protocols, reproduced exactly.
+"""The random splits of the published protocols, reproduced exactly, and a draw by patient.
 
 MGCA and GLoRIA split with scikit-learn's ``train_test_split`` and a fixed ``random_state``;
 calling the same function on the same ordered ids gives the same partition, so a user of
-these datalists evaluates on the images those papers evaluated on.
+these datalists evaluates on the images those papers evaluated on. Where their split by image
+puts one patient on both sides, :func:`draw_groups` draws whole patients instead.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,3 +50,26 @@ def train_validation_split(count: int, validation_fraction: float, seed: int = 0
     ``train_test_split(rows, train_size=1 - validation_fraction, random_state=seed)``."""
     training, validation = train_test_split(list(range(count)), train_size=1 - validation_fraction, random_state=seed)
     return training, validation
+
+
+def draw_groups(item_groups: Sequence[str], size: int, seed: int) -> set[str]:
+    """Groups (patients) drawn at random whose items (images) number exactly `size`.
+
+    `item_groups` holds the group of each item. Groups are visited in a seeded random order
+    (``RandomState(seed).permutation`` of the groups in order of first appearance) and taken
+    whole while they fit, so no group is split between the draw and the rest; ValueError when
+    no combination found that way makes exactly `size`.
+    """
+    sizes = Counter(item_groups)
+    groups = list(sizes)
+    chosen: set[str] = set()
+    count = 0
+    for index in np.random.RandomState(seed).permutation(len(groups)):
+        if count == size:
+            break
+        if count + sizes[groups[index]] <= size:
+            chosen.add(groups[index])
+            count += sizes[groups[index]]
+    if count != size:
+        raise ValueError(f"whole groups make {count} items, not {size}")
+    return chosen
