@@ -60,6 +60,18 @@ def test_find_missing_policy(tmp_path):
         find_missing([absent], "list.csv", skip_missing=True)
 
 
+@pytest.mark.parametrize("absent, large", [(2, False), (3, True)])
+def test_find_missing_warns_louder_above_a_small_share(tmp_path, caplog, absent, large):
+    paths = [tmp_path / f"{i}.png" for i in range(200)]
+    for path in paths[absent:]:
+        path.write_bytes(b"x")
+    assert find_missing(paths, "list.txt", skip_missing=True) == set(paths[:absent])
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert f"{absent} of 200 images listed in list.txt are missing" in record.getMessage()
+    assert ("(1.5%, more than 1%)" in record.getMessage()) is large
+
+
 def test_index_by_stem_is_recursive_and_refuses_duplicates(tmp_path):
     (tmp_path / "x" / "y").mkdir(parents=True)
     (tmp_path / "x" / "y" / "1.2.3.dcm").write_bytes(b"")

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -6,20 +7,22 @@ from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.covidx import CLASS_NAMES, prepare_covidx, read_image_list
 from reclf_monai.data.preparation.splits import train_validation_split
 
-# (patient_id, filename, class, source); the source column is absent in older releases.
+# (patient_id, filename, class, source); the source column is absent in older releases, and
+# the 7A/8A lists have patient ids with a space ("COVID 6").
 TRAIN = [
     ("1", "a.png", "normal", "rsna"),
     ("2", "b.png", "pneumonia", "rsna"),
     ("3", "SARS-10.1148rg.242035193-g04mr34g0-Fig8a-day0.jpeg", "COVID-19", "cohen"),
     ("4", "d.jpg", "covid-19", "actualmed"),
     ("5", "e.png", "Pneumonia", "sirm"),
-    ("6", "scan with space.png", "NORMAL", "ricord"),
+    ("COVID 6", "COVID(6).png", "COVID-19", "sirm"),
     ("7", "g.png", "normal", None),
     ("8", "h.png", "pneumonia", "rsna"),
     ("9", "i.png", "normal", "rsna"),
-    ("10", "j.png", "COVID-19", "cohen"),
+    ("COVID 10", "COVID(10).png", "COVID-19", None),
 ]
-TEST = [("20", "t1.png", "normal", "rsna"), ("21", "t2.png", "COVID-19", "cohen"), ("22", "t3.png", "pneumonia", "rsna")]
+TEST = [("20", "t1.png", "NORMAL", "rsna"), ("COVID 70", "COVID(70).png", "COVID-19", "sirm"),
+        ("22", "t3.png", "pneumonia", "rsna")]  # fmt: skip
 
 
 def lines(entries):
@@ -38,25 +41,42 @@ def covidx(tmp_path):
     return root
 
 
-def test_three_classes_any_case_and_file_names_with_spaces(covidx):
+def test_three_classes_in_any_case(covidx):
     entries = read_image_list(covidx / "train.txt")
-    assert [target for _, _, target in entries] == [0, 1, 2, 2, 1, 0, 0, 1, 0, 2]
-    assert entries[5] == ("6", "scan with space.png", 0)
-    assert entries[6] == ("7", "g.png", 0)  # no source column
+    assert [target for _, _, target in entries] == [0, 1, 2, 2, 1, 2, 0, 1, 0, 2]
+    assert [target for _, _, target in read_image_list(covidx / "test.txt")] == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    "line, entry",
+    [
+        ("7 g.png normal", ("7", "g.png", 0)),  # 3 tokens: no source (COVIDx up to v5)
+        ("419639-003251 MIDRC-RICORD-1C-419639-003251-46647-0.png COVID-19 ricord",
+         ("419639-003251", "MIDRC-RICORD-1C-419639-003251-46647-0.png", 2)),  # 4 tokens (9A)
+        ("COVID 1 COVID(1).png COVID-19 sirm", ("COVID 1", "COVID(1).png", 2)),  # 5 tokens (7A/8A)
+        ("COVID 1 COVID(1).png COVID-19", ("COVID 1", "COVID(1).png", 2)),  # patient with a space, no source
+        ("  3   SARS-Fig8a-day0.jpeg\tpneumonia  ", ("3", "SARS-Fig8a-day0.jpeg", 1)),  # any white space
+    ],
+)  # fmt: skip
+def test_list_lines_of_three_four_and_five_tokens(tmp_path, line, entry):
+    path = tmp_path / "train_COVIDx8A.txt"
+    path.write_text(f"{line}\n")
+    assert read_image_list(path) == [entry]
 
 
 def test_datalist_splits_and_targets(covidx, tmp_path):
     report = prepare_covidx(covidx, tmp_path / "out")
     content = json.loads((tmp_path / "out" / "covidx.json").read_text())
     assert content["class_names"] == CLASS_NAMES == ["normal", "pneumonia", "COVID-19"]
-    assert [(i["image"], i["target"]) for i in content["test"]] == [
-        ("../COVIDx/test/t1.png", 0), ("../COVIDx/test/t2.png", 2), ("../COVIDx/test/t3.png", 1)]
+    assert [(i["image"], i["target"], i["patient_id"]) for i in content["test"]] == [
+        ("../COVIDx/test/t1.png", 0, "20"), ("../COVIDx/test/COVID(70).png", 2, "COVID 70"),
+        ("../COVIDx/test/t3.png", 1, "22")]  # fmt: skip
     training, validation = train_validation_split(len(TRAIN), 0.2, seed=0)
-    assert [i["patient_id"] for i in content["validation"]] == [str(p + 1) for p in validation]
+    assert [i["patient_id"] for i in content["validation"]] == [TRAIN[p][0] for p in validation]
     assert len(content["training"]) == 8 and len(content["validation"]) == 2
     assert {i["image"] for i in content["training"] + content["validation"]} == {
         f"../COVIDx/train/{entry[1]}" for entry in TRAIN}
-    assert report.counts["test_COVID-19"] == 1
+    assert report.counts["test_COVID-19"] == 1 and report.counts["missing_images_skipped"] == 0
 
 
 def test_binary_release_is_refused_with_an_explanation(covidx, tmp_path):
@@ -75,6 +95,16 @@ def test_malformed_line_and_missing_image(covidx, tmp_path):
     with pytest.raises(DataError, match="line 1: expected 'patient_id filename class"):
         prepare_covidx(covidx, tmp_path / "out")
     (covidx / "test.txt").write_text(lines(TEST))
-    (covidx / "test" / "t2.png").unlink()
-    with pytest.raises(DataError, match="t2.png: image not found"):
+    (covidx / "test" / "t3.png").unlink()
+    with pytest.raises(DataError, match="t3.png: image not found"):
         prepare_covidx(covidx, tmp_path / "out")
+
+
+def test_skipping_many_missing_images_warns_with_the_count(covidx, tmp_path, caplog):
+    for name in ("COVID(6).png", "COVID(10).png"):
+        (covidx / "train" / name).unlink()
+    report = prepare_covidx(covidx, tmp_path / "out", skip_missing_images=True)
+    assert report.counts["missing_images_skipped"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "2 of 13 images listed in" in warnings[0] and "(15.4%, more than 1%)" in warnings[0]

@@ -30,14 +30,21 @@ DATALIST_NAME = "covidx.json"
 
 EXPECTED_LAYOUT = f"""expected layout (COVIDx from the COVID-Net project, a 3-class release):
   ROOT/train.txt, ROOT/test.txt   one image per line: patient_id filename class [source]
-                                  (class normal / pneumonia / COVID-19, any case; other list
+                                  (the patient id may hold a space, as in 'COVID 1' of the 7A/8A
+                                  lists; class normal / pneumonia / COVID-19, any case; other list
                                   names with --train-list / --test-list, e.g. train_COVIDx9A.txt)
   ROOT/train/FILENAME, ROOT/test/FILENAME
 writes OUTPUT/{DATALIST_NAME} (image, target, patient_id); target indexes class_names {CLASS_NAMES}"""
 
 
 def read_image_list(path: Path) -> list[tuple[str, str, int]]:
-    """(patient_id, filename, class index) per line of a COVIDx list file."""
+    """(patient_id, filename, class index) per line of a COVIDx list file.
+
+    Lines are ``patient_id filename class [source]``, split at white space. The 7A/8A lists have
+    patient ids with a space (``COVID 1 COVID(1).png COVID-19 sirm``), so the fields are read from
+    the end: the class is the last token or, when a source follows, the one before it; the file
+    name is the token before the class; the patient id is all that comes before the file name.
+    """
     if not path.is_file():
         others = sorted(p.name for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
         raise DataError(path, f"file not found (.txt files in that folder: {others or 'none'})")
@@ -46,12 +53,11 @@ def read_image_list(path: Path) -> list[tuple[str, str, int]]:
         fields = line.split()
         if not fields:
             continue
-        # patient_id filename class [source]; file names may hold spaces, so find the class from the end.
         known = set(_CLASS_SPELLINGS) | _BINARY_LABELS
-        positions = [i for i in (len(fields) - 1, len(fields) - 2) if i >= 2 and fields[i].lower() in known]
+        positions = [i for i in (len(fields) - 2, len(fields) - 1) if i >= 2 and fields[i].lower() in known]
         if not positions:
             raise DataError(path, f"line {number}: expected 'patient_id filename class [source]', got {line!r}")
-        position = positions[0]
+        position = positions[0]  # a class before the last token means the last one is the source
         label = fields[position].lower()
         if label in _BINARY_LABELS:
             raise DataError(
@@ -59,7 +65,7 @@ def read_image_list(path: Path) -> list[tuple[str, str, int]]:
                 f"line {number}: class {fields[position]!r} belongs to a binary COVIDx release (CXR-2 or later); "
                 "the 3-class protocol needs a normal / pneumonia / COVID-19 release such as COVIDx9A",
             )
-        entries.append((fields[0], " ".join(fields[1:position]), _CLASS_SPELLINGS[label]))
+        entries.append((" ".join(fields[: position - 1]), fields[position - 1], _CLASS_SPELLINGS[label]))
     if not entries:
         raise DataError(path, "no image lines")
     return entries

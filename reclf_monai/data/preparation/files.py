@@ -13,6 +13,9 @@ from pydicom.errors import InvalidDicomError
 from ..errors import DataError
 
 logger = logging.getLogger(__name__)
+# Above this share of missing images, leaving them out is more likely a wrong folder or a misread
+# list than a few images lost in the download, so the warning says so.
+LARGE_MISSING_SHARE = 0.01
 
 
 def require_folder(path: str | os.PathLike, what: str) -> Path:
@@ -32,8 +35,9 @@ def find_missing(paths: Sequence[Path], listed_in: str | os.PathLike, skip_missi
     """The `paths` that do not exist, for images listed in table `listed_in`.
 
     Missing images are an error unless `skip_missing` (then they are logged and returned so
-    the caller can leave them out and count them). If none of the images exists the folder is
-    almost certainly wrong, so that is an error either way.
+    the caller can leave them out and count them; a share above :data:`LARGE_MISSING_SHARE` gets
+    a warning that names the count and the likely causes). If none of the images exists the
+    folder is almost certainly wrong, so that is an error either way.
     """
     missing = {path for path in paths if not path.is_file()}
     if not missing:
@@ -44,7 +48,15 @@ def find_missing(paths: Sequence[Path], listed_in: str | os.PathLike, skip_missi
         raise DataError(example, f"image not found, and neither is any other: {summary}")
     if not skip_missing:
         raise DataError(example, f"image not found ({summary}; pass --skip-missing-images to leave them out)")
-    logger.warning("%s; leaving them out (first: %s)", summary, example)
+    share = len(missing) / len(paths)
+    if share > LARGE_MISSING_SHARE:
+        logger.warning(
+            "%s (%.1f%%, more than %g%%); leaving them out as --skip-missing-images asks, but so many usually "
+            "means a wrong folder or misread list lines (first: %s)",
+            summary, 100 * share, 100 * LARGE_MISSING_SHARE, example,
+        )  # fmt: skip
+    else:
+        logger.warning("%s; leaving them out (first: %s)", summary, example)
     return missing
 
 
