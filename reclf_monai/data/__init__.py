@@ -11,8 +11,10 @@ from .datalist import (
     write_datalist,
 )
 from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
+from .classification_targets import CLASSIFICATION_TASKS, ClassificationTargetd, classification_target, datalist_class_names
 from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
+from .mask_fraction import mask_fraction
 from .report_sections import extract_sections
 from .report_text import compose_report, normalise_report_text, split_sentences
 from .subsets import label_fraction
@@ -21,14 +23,18 @@ from .tokenization import TokenizeReportd, default_text_encoder_path
 __all__ = [
     "SPLITS",
     "BadItem",
+    "CLASSIFICATION_TASKS",
     "ChestXrayReader",
+    "ClassificationTargetd",
     "DataErrorCompose",
     "DataError",
     "DatalistCheck",
     "TokenizeReportd",
     "chest_xray_transforms",
     "check_datalist_items",
+    "classification_target",
     "compose_report",
+    "datalist_class_names",
     "datalist_splits",
     "default_text_encoder_path",
     "drop_unreadable_items",
@@ -37,6 +43,7 @@ __all__ = [
     "label_fraction",
     "load_datalist",
     "mark_duplicate_reports",
+    "mask_fraction",
     "normalise_report_text",
     "read_image_2d",
     "split_by_group",
