@@ -8,7 +8,7 @@ from reclf_monai.networks.checkpoint_settings import (
     read_network_settings,
     settings_differences,
 )
-from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet
+from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, read_unet_settings
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
 from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
@@ -42,5 +42,6 @@ __all__ = [
     "pretrained_encoder_weights",
     "read_checkpoint",
     "read_network_settings",
+    "read_unet_settings",
     "settings_differences",
 ]

@@ -21,6 +21,8 @@ from monai.networks.blocks import BaseEncoder
 from monai.networks.nets import FLEXUNET_BACKBONE, FlexibleUNet
 from torch import nn
 
+from reclf_monai.data.errors import DataError
+from reclf_monai.networks.checkpoint_settings import read_network_settings
 from reclf_monai.networks.image_encoder import RESNETS, ResNetFeatures
 from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 
@@ -175,3 +177,20 @@ class PretrainedUNet(FlexibleUNet):
         if self.freeze_encoder:
             self.encoder.eval()
         return self
+
+
+UNET_SETTINGS = ("out_channels", "decoder_channels", "image_encoder")
+
+
+def read_unet_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings stored in a :class:`PretrainedUNet` checkpoint, from which evaluation and
+    inference build the network; DataError naming the file for any other checkpoint."""
+    settings = read_network_settings(path)
+    missing = [name for name in UNET_SETTINGS if name not in settings]
+    if missing:
+        raise DataError(
+            path,
+            f"not a segmentation checkpoint: its settings lack {', '.join(missing)} (found {', '.join(sorted(settings))}); "
+            "evaluation and inference read the model.pt that reclf_segmentation's training writes",
+        )
+    return settings
