@@ -1,6 +1,7 @@
 """Data layer: datalists and their checks, label-fraction subsets, report text, image reading and
 report tokenisation."""
 
+from .classification_targets import CLASSIFICATION_TASKS, ClassificationTargetd, classification_target, datalist_class_names
 from .datalist import (
     SPLITS,
     datalist_splits,
@@ -11,7 +12,6 @@ from .datalist import (
     write_datalist,
 )
 from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
-from .classification_targets import CLASSIFICATION_TASKS, ClassificationTargetd, classification_target, datalist_class_names
 from .errors import DataError
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .mask_fraction import mask_fraction

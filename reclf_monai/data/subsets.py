@@ -10,12 +10,15 @@ one positive of every class (rarest class first) so even the smallest subset has
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .errors import DataError
+
+logger = logging.getLogger("reclf.data")
 
 
 def item_classes(item: Mapping, label_key: str) -> set[int]:
@@ -53,10 +56,11 @@ def fraction_order(items: Sequence[Mapping], label_key: str, seed: int = 0) -> t
 def label_fraction(items: Sequence[Mapping], fraction: float, label_key: str, seed: int = 0) -> list[dict]:
     """The first ``ceil(fraction * N)`` items of :func:`fraction_order` (at least one per class).
 
-    `fraction` in (0, 1]; 1.0 returns every item (in subset order).
+    `fraction` in (0, 1]; 1.0 returns every item (in subset order). Logs how many items it kept.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"data_fraction must be in (0, 1], got {fraction}")
     order, covering = fraction_order(items, label_key, seed)
     size = max(math.ceil(fraction * len(order)), covering)
+    logger.info("data_fraction %g (seed %d): %d of %d items, the first %d cover every class", fraction, seed, size, len(order), covering)
     return [dict(items[index]) for index in order[:size]]
