@@ -3,11 +3,13 @@
 from .checkpoints import BestModelRecord, ResumeScheduleHorizon, last_checkpoint
 from .embedding_writer import EmbeddingCollector, write_embeddings
 from .non_finite_loss import StopOnNonFiniteLoss
+from .probability_writer import ProbabilityWriter
 from .training_scalars import TrainingScalarsHandler
 
 __all__ = [
     "BestModelRecord",
     "EmbeddingCollector",
+    "ProbabilityWriter",
     "ResumeScheduleHorizon",
     "StopOnNonFiniteLoss",
     "TrainingScalarsHandler",

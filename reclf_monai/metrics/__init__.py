@@ -1,13 +1,17 @@
-"""Evaluation metrics for retrieval and zero-shot classification (MONAI has none for retrieval)."""
+"""Evaluation metrics: retrieval (MONAI has none), zero-shot and linear classification."""
 
+from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, score_all_pairs
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
 
 __all__ = [
+    "ClassificationAUC",
     "RetrievalMetric",
     "ZeroShotMetric",
     "class_precision_at_k",
+    "key_classification_metric",
+    "per_class_auc",
     "retrieval_recall_at_k",
     "score_all_pairs",
     "zero_shot_classification_metrics",
