@@ -7,7 +7,8 @@ torchxrayvision wheel (licence CC BY-NC-ND 4.0); nothing derived from them is sh
 
 Outputs in the output folder: ``datalist.json`` (training / validation / test, split by
 report), ``images/``, ``masks/``, ``zeroshot_5xN.json`` (balanced test images with exactly one
-of the five classes) and ``prompts.json``.
+of the five classes), ``prompts.json``, and the laterality set ``zeroshot_laterality.json`` with
+``prompts_laterality.json`` (:mod:`reclf_monai.phantom.laterality`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..data.datalist import SPLITS, split_by_group, write_datalist
 from ..data.iu_reports import IUReport, iter_iu_reports
 from ..data.report_text import compose_report
 from .mesh_findings import resolve_findings
+from .laterality import write_laterality_set
 from .radiograph import case_rng, render_case
 from .zero_shot_classes import PROMPTS, ZERO_SHOT_CLASSES, class_target, single_class
 
@@ -193,6 +195,7 @@ def build_corpus(
     zero_shot, per_class, available = _zero_shot_items(splits["test"], seed)
     write_datalist(output_dir / ZERO_SHOT_FILE, {"test": zero_shot}, description=note, class_names=list(ZERO_SHOT_CLASSES))
     (output_dir / PROMPTS_FILE).write_text(json.dumps(PROMPTS, indent=1))
+    write_laterality_set(output_dir, seed=seed)
     return CorpusSummary(
         split_counts={name: len(items) for name, items in splits.items()},
         dropped_reports=dropped,
