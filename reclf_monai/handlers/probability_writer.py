@@ -29,12 +29,25 @@ class ProbabilityWriter:
         class_names: the column of each probability, in the network's output order.
         image_key: the item's image (a MetaTensor whose ``filename_or_obj`` names the file).
         pred_key: the item's probabilities (C,), e.g. after MONAI's ``Activationsd``.
+        class_columns: for one class per image (multi-class, zero-shot): also write `true_class`
+            (the name of the item's class index under `label_key`; empty for items without one,
+            as in inference) and `predicted_class` (the most probable class) after the image.
+        label_key: the item's class index, read when `class_columns`.
     """
 
-    def __init__(self, output_file: str | os.PathLike, class_names: Sequence[str], image_key: str = "image", pred_key: str = "pred"):
+    def __init__(
+        self,
+        output_file: str | os.PathLike,
+        class_names: Sequence[str],
+        image_key: str = "image",
+        pred_key: str = "pred",
+        class_columns: bool = False,
+        label_key: str = "label",
+    ):
         self.output_file = Path(output_file)
         self.class_names = list(class_names)
         self.image_key, self.pred_key = image_key, pred_key
+        self.class_columns, self.label_key = class_columns, label_key
         self.rows: list[list[str]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -55,12 +68,16 @@ class ProbabilityWriter:
                 raise ValueError(f"{probabilities.numel()} probabilities for {len(self.class_names)} classes ({self.class_names})")
             image = item[self.image_key]
             name = getattr(image, "meta", {}).get("filename_or_obj", "")
-            self.rows.append([str(name), *(repr(value) for value in probabilities.tolist())])
+            classes = [self._true_class(item.get(self.label_key)), self.class_names[int(probabilities.argmax())]] if self.class_columns else []
+            self.rows.append([str(name), *classes, *(repr(value) for value in probabilities.tolist())])
+
+    def _true_class(self, label) -> str:
+        return "" if label is None else self.class_names[int(torch.as_tensor(label).view(-1)[0])]
 
     def write(self, engine: Engine) -> None:
         self.output_file.parent.mkdir(parents=True, exist_ok=True)
         with self.output_file.open("w", newline="") as handle:
             writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(["image", *self.class_names])
+            writer.writerow(["image", *(["true_class", "predicted_class"] if self.class_columns else []), *self.class_names])
             writer.writerows(self.rows)
         logger.info("probabilities of %d images written to %s", len(self.rows), self.output_file)

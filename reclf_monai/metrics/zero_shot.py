@@ -1,4 +1,5 @@
-"""Zero-shot classification metrics from per-class scores (one positive class per image)."""
+"""Zero-shot classification: class scores from prompt scores, and metrics from per-class scores
+(one positive class per image)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ from monai.metrics import compute_roc_auc
 from sklearn.metrics import f1_score
 
 
+def mean_over_prompts(pair_logits: torch.Tensor, owners: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(N, C) class scores from (N, P) pair logits against P prompts: each class's mean over its
+    prompts (`owners` (P,) holds each prompt's class index)."""
+    one_hot = torch.nn.functional.one_hot(owners.to(pair_logits.device), num_classes).to(pair_logits.dtype)
+    return pair_logits @ one_hot / one_hot.sum(0)
+
+
 def zero_shot_classification_metrics(
     class_scores: torch.Tensor, targets: Sequence[int] | torch.Tensor
 ) -> dict[str, float]:
     """Macro AUC (one-vs-rest, MONAI's `compute_roc_auc`), accuracy and macro F1 of argmax.
 
-    `class_scores` is (N, C): e.g. each image's similarity to each class's prompts.
+    `class_scores` is (N, C): e.g. each image's similarity to each class's prompts, or class
+    probabilities. `acc`: share of images whose highest-scoring class is their class; `f1`:
+    unweighted mean over the C classes of each class's F1 of that prediction (scikit-learn, 0 for
+    a class never predicted); `auc`: unweighted mean over the C classes of the ROC AUC of the
+    class's score column against "is this class" (NaN when a class has no image).
     """
     scores = class_scores.detach().float().cpu()
     targets = torch.as_tensor(targets).long().cpu()
