@@ -4,6 +4,7 @@
 only ``False`` into a bool), and any non-empty string is true in Python: ``--load_pretrain false``
 would silently evaluate the trained network. Every switch in the bundle configs goes through
 :func:`switch_on`, which accepts booleans, 0/1 and the usual words, and refuses anything else.
+File settings that may be off (no pretraining checkpoint) go through :func:`optional_path`.
 """
 
 from __future__ import annotations
@@ -23,3 +24,20 @@ def switch_on(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ON_WORDS | OFF_WORDS:
         return value.strip().lower() in ON_WORDS
     raise ValueError(f"--{name} must be true or false (or yes/no, on/off, 1/0), got {value!r}")
+
+
+NONE_WORDS = frozenset({"none", "null"})
+
+
+def optional_path(value: Any, name: str) -> str | None:
+    """A file setting that may be switched off: None for None or the word none/null (any case).
+
+    ``python -m monai.bundle run --pretrained_checkpoint None`` never reaches the config: MONAI
+    drops overrides whose value is None, so the default file would be used instead. The word
+    ``none`` passes through as a string and is read here as "no file".
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS):
+        return None
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"--{name} is empty; give a file, or none for no file")
+    return str(value)

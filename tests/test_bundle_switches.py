@@ -1,6 +1,6 @@
 import pytest
 
-from reclf_monai.bundle_switches import switch_on
+from reclf_monai.bundle_switches import optional_path, switch_on
 
 
 @pytest.mark.parametrize("value", [True, 1, "true", "True", "TRUE", " yes ", "on", "1"])
@@ -17,3 +17,14 @@ def test_off(value):
 def test_anything_else_is_refused_with_the_setting_named(value):
     with pytest.raises(ValueError, match="--load_pretrain must be true or false"):
         switch_on(value, "load_pretrain")
+
+
+@pytest.mark.parametrize("value", [None, "none", "None", " NULL "])
+def test_a_file_setting_switched_off(value):
+    assert optional_path(value, "pretrained_checkpoint") is None
+
+
+def test_a_file_setting_given():
+    assert optional_path("runs/model.pt", "pretrained_checkpoint") == "runs/model.pt"
+    with pytest.raises(ValueError, match="--pretrained_checkpoint is empty"):
+        optional_path(" ", "pretrained_checkpoint")
