@@ -10,7 +10,13 @@ from reclf_monai.networks.checkpoint_settings import (
 )
 from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, read_unet_settings
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
-from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
+from reclf_monai.networks.pretrained_encoder import (
+    freeze,
+    image_encoder_settings,
+    load_image_encoder,
+    pretrained_encoder_weights,
+    pretraining_settings,
+)
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.reclf_model import AGGREGATIONS, RECLFModel
 from reclf_monai.networks.relation_modules import ImportanceRelationModule, SemanticRelationModule, masked_softmax
@@ -40,6 +46,7 @@ __all__ = [
     "load_pretrained_weights",
     "masked_softmax",
     "pretrained_encoder_weights",
+    "pretraining_settings",
     "read_checkpoint",
     "read_network_settings",
     "read_unet_settings",

@@ -1,4 +1,5 @@
-"""The hand-off from pretraining: the image encoder of a RECLF checkpoint, for downstream networks.
+"""The hand-off from pretraining: the image encoder (or the whole model's settings) of a RECLF
+checkpoint, for downstream networks.
 
 Every downstream bundle builds its image encoder here, from a pretraining checkpoint
 (``model.pt`` or ``checkpoint_epoch=E.pt`` of ``reclf_pretrain``) with the settings stored in it,
@@ -34,6 +35,22 @@ def _pretraining_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
             "bundles start from the model.pt or checkpoint_epoch=E.pt that reclf_pretrain writes)",
         )
     return checkpoint
+
+
+def pretraining_settings(pretrained_checkpoint: Optional[str | os.PathLike]) -> dict[str, Any]:
+    """The whole image-report model's settings stored in a RECLF pretraining checkpoint, for
+    ``RECLFModel.from_settings``; DataError naming the file for any other file.
+
+    Bundles that use the whole model (retrieval, grounding) take its architecture from here, also
+    for the untrained baseline, so that both sides of a comparison are the same network.
+    """
+    if pretrained_checkpoint is None:
+        raise ValueError(
+            "the image-report model is built from a RECLF pretraining checkpoint's settings: give its path "
+            "(reclf_pretrain's model.pt or checkpoint_epoch=E.pt); for the untrained baseline give it as well, "
+            "with weights switched off"
+        )
+    return dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY])
 
 
 def image_encoder_settings(
