@@ -1,7 +1,23 @@
-"""Engine pieces for MONAI workflows: feature inference and metric reports."""
+"""Engine pieces for MONAI workflows: feature inference, classification tasks and metric reports."""
 
 from .classification_task import ClassificationTask
-from .feature_inferer import ImageFeatureInferer, PrepareReportBatch, ReportEmbeddingInferer
+from .feature_inferer import (
+    ImageFeatureInferer,
+    PairFeatureInferer,
+    PrepareOptionalReportBatch,
+    PrepareReportBatch,
+    ReportEmbeddingInferer,
+    ReportFeatureInferer,
+)
 from .metrics_report import write_metrics_report
 
-__all__ = ["ClassificationTask", "ImageFeatureInferer", "PrepareReportBatch", "ReportEmbeddingInferer", "write_metrics_report"]
+__all__ = [
+    "ClassificationTask",
+    "ImageFeatureInferer",
+    "PairFeatureInferer",
+    "PrepareOptionalReportBatch",
+    "PrepareReportBatch",
+    "ReportEmbeddingInferer",
+    "ReportFeatureInferer",
+    "write_metrics_report",
+]

@@ -1,15 +1,18 @@
 """Evaluation metrics: retrieval (MONAI has none), zero-shot and linear classification."""
 
 from .classification import ClassificationAUC, key_classification_metric, per_class_auc
-from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, score_all_pairs
+from .class_retrieval import ClassRetrievalMetric
+from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, score_all_pairs
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
 
 __all__ = [
     "ClassificationAUC",
+    "ClassRetrievalMetric",
     "RetrievalMetric",
     "ZeroShotMetric",
     "class_precision_at_k",
+    "encode_class_prompts",
     "key_classification_metric",
     "per_class_auc",
     "retrieval_recall_at_k",

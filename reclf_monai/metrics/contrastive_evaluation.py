@@ -29,7 +29,11 @@ def _concat(batches: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor
 
 
 def _detached(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().cpu() for key, value in features.items() if isinstance(value, torch.Tensor)}
+    """Plain CPU tensors: features of MONAI MetaTensor images are MetaTensors whose batch metadata
+    cannot be sliced across batch boundaries once concatenated (``score_all_pairs`` chunks)."""
+    return {
+        key: value.detach().cpu().as_subclass(torch.Tensor) for key, value in features.items() if isinstance(value, torch.Tensor)
+    }
 
 
 @torch.no_grad()
@@ -44,6 +48,31 @@ def score_all_pairs(network: nn.Module, image_features: Mapping, text_features: 
         chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
         rows.append(model.pair_logits(chunk, texts).float().cpu())
     return torch.cat(rows)
+
+
+@torch.no_grad()
+def encode_class_prompts(
+    network: nn.Module, prompts: Mapping[str, Sequence[str]], class_names: Sequence[str], tokenize: Callable[[dict], dict]
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Text features (on the CPU) of every prompt of `class_names`, in class order, and each prompt's class index.
+
+    `tokenize` maps ``{"report": text}`` to `input_ids` and `attention_mask` (e.g. ``TokenizeReportd``);
+    the model encodes in eval mode and is left in the mode it was in.
+    """
+    model = _unwrap(network)
+    device = next(model.parameters()).device
+    texts, owners = [], []
+    for index, name in enumerate(class_names):
+        texts += list(prompts[name])
+        owners += [index] * len(prompts[name])
+    tokens = [tokenize({"report": text}) for text in texts]
+    input_ids = torch.stack([torch.as_tensor(t["input_ids"]) for t in tokens]).to(device)
+    attention_mask = torch.stack([torch.as_tensor(t["attention_mask"]) for t in tokens]).to(device)
+    was_training = model.training
+    model.eval()
+    features = model.encode_text(input_ids, attention_mask)
+    model.train(was_training)
+    return _detached(features), torch.tensor(owners)
 
 
 class RetrievalMetric(Metric):
@@ -148,23 +177,9 @@ class ZeroShotMetric(Metric):
         self._targets.append(torch.as_tensor(targets).detach().cpu().view(-1).long())
         self._result = None
 
-    @torch.no_grad()
     def prompt_features(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Text features of all prompts and the class index of each prompt."""
-        model = _unwrap(self.network)
-        device = next(model.parameters()).device
-        texts, owners = [], []
-        for index, name in enumerate(self.class_names):
-            texts += self.prompts[name]
-            owners += [index] * len(self.prompts[name])
-        tokens = [self.tokenize({"report": text}) for text in texts]
-        input_ids = torch.stack([torch.as_tensor(t["input_ids"]) for t in tokens]).to(device)
-        attention_mask = torch.stack([torch.as_tensor(t["attention_mask"]) for t in tokens]).to(device)
-        was_training = model.training
-        model.eval()
-        features = model.encode_text(input_ids, attention_mask)
-        model.train(was_training)
-        return _detached(features), torch.tensor(owners)
+        return encode_class_prompts(self.network, self.prompts, self.class_names, self.tokenize)
 
     def class_scores(self) -> torch.Tensor:
         """(N_images, N_classes): mean pair logit over each class's prompts."""

@@ -1,0 +1,94 @@
+"""Retrieval inference: every image's reports ranked by the model's pair scorer, written as JSON.
+
+The pair score needs the image's patch features and the report's token features (the local
+scorer), not just embeddings, so two inference evaluators collect features (images, then
+reports) and :func:`write_report_rankings` scores all pairs at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from reclf_monai.metrics.contrastive_evaluation import _concat, _detached, score_all_pairs
+
+
+class FeatureCollector:
+    """Collect one evaluator's feature dicts (`pred`) and each row's `item_index`, in data-loader order.
+
+    Image batches also give each image's file name. Items come from
+    :func:`reclf_monai.data.items_with`, which numbers them by their position in the datalist split.
+    """
+
+    def __init__(self, index_key: str = "item_index", image_key: str = "image"):
+        self.index_key = index_key
+        self.image_key = image_key
+        self.reset()
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self.batches: list[dict[str, torch.Tensor]] = []
+        self.items: list[int] = []
+        self.names: list[str] = []
+
+    def collect(self, engine: Engine) -> None:
+        self.batches.append(_detached(engine.state.output["pred"]))
+        self.items += torch.as_tensor(engine.state.batch[self.index_key]).view(-1).tolist()
+        image = engine.state.batch.get(self.image_key)
+        if image is not None:
+            self.names += list(image.meta["filename_or_obj"])
+
+    def features(self) -> dict[str, torch.Tensor]:
+        if not self.batches:
+            raise ValueError("no features collected: the evaluator saw no item")
+        return _concat(self.batches)
+
+
+def write_report_rankings(
+    output_file: str | os.PathLike,
+    network: nn.Module,
+    images: FeatureCollector,
+    reports: FeatureCollector,
+    items: Sequence[Mapping],
+    top_k: int = 10,
+) -> Path:
+    """Write, for every collected image, the `top_k` collected reports with the highest pair score.
+
+    JSON: ``{"top_k": K, "images": [{"item": i, "image": file, "reports": [{"item": j, "score": s,
+    "report": text}, ...]}]}``, reports in descending score (``RECLFModel.pair_logits``: global
+    cosine / tau_global + local S / tau_local); `item` is the position in the datalist split.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    scores = score_all_pairs(network, images.features(), reports.features())
+    best = scores.topk(min(top_k, scores.shape[1]), dim=1)
+    rankings = [
+        {
+            "item": image_item,
+            "image": name,
+            "reports": [
+                {"item": reports.items[column], "score": score, "report": items[reports.items[column]]["report"]}
+                for score, column in zip(row_scores, row_columns)
+            ],
+        }
+        for image_item, name, row_scores, row_columns in zip(images.items, images.names, best.values.tolist(), best.indices.tolist())
+    ]
+    output_file = Path(output_file)
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output_file.with_name(output_file.name + ".tmp")
+    temporary.write_text(json.dumps({"top_k": top_k, "images": rankings}, indent=1))
+    os.replace(temporary, output_file)
+    logging.getLogger("reclf.inference").info(
+        "wrote %s: the top %d of %d reports for each of %d images", output_file, best.indices.shape[1], scores.shape[1], scores.shape[0]
+    )
+    return output_file
