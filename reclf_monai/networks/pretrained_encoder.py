@@ -48,7 +48,7 @@ def pretraining_settings(pretrained_checkpoint: Optional[str | os.PathLike]) -> 
         raise ValueError(
             "the image-report model is built from a RECLF pretraining checkpoint's settings: give its path "
             "(reclf_pretrain's model.pt or checkpoint_epoch=E.pt); for the untrained baseline give it as well, "
-            "with weights switched off"
+            "with weights switched off (the bundles' --load_pretrain false)"
         )
     return dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY])
 
