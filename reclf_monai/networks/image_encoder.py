@@ -44,15 +44,14 @@ class ResNetFeatures(nn.Module):
         (1/4), layer2 (1/8), layer3 (1/16), layer4 (1/32); a U-Net decoder's skip connections."""
         net = self.backbone
         stem = net.act(net.bn1(net.conv1(image)))
-        outputs = [stem]
-        x = net.maxpool(stem)
-        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
-            x = layer(x)
-            outputs.append(x)
-        return outputs
+        layer1 = net.layer1(net.maxpool(stem))
+        layer2 = net.layer2(layer1)
+        layer3 = net.layer3(layer2)
+        return [stem, layer1, layer2, layer3, net.layer4(layer3)]
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        *_, layer3, layer4 = self.stages(image)
+        stages = self.stages(image)
+        layer3, layer4 = stages[3], stages[4]
         local = layer3 if self.local_layer == "layer3" else layer4
         return local, layer4.mean(dim=(2, 3))
 
