@@ -17,7 +17,7 @@ from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
 from .retrieval import retrieval_recall_at_k
-from .zero_shot import zero_shot_classification_metrics
+from .zero_shot import mean_over_prompts, zero_shot_classification_metrics
 
 
 def _unwrap(network: nn.Module) -> nn.Module:
@@ -184,9 +184,7 @@ class ZeroShotMetric(Metric):
     def class_scores(self) -> torch.Tensor:
         """(N_images, N_classes): mean pair logit over each class's prompts."""
         text_features, owners = self.prompt_features()
-        logits = score_all_pairs(self.network, _concat(self._images), text_features)
-        one_hot = torch.nn.functional.one_hot(owners, len(self.class_names)).float()
-        return logits @ one_hot / one_hot.sum(0)
+        return mean_over_prompts(score_all_pairs(self.network, _concat(self._images), text_features), owners, len(self.class_names))
 
     def compute(self) -> dict[str, float]:
         if not self._images:
