@@ -13,6 +13,8 @@ from .datalist import (
 )
 from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
 from .errors import DataError
+from .grounding_items import finding_phrase, grounding_items, phrase_items
+from .heatmap_files import WriteHeatmapd, heatmap_overlay, write_heatmap_files
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
 from .mask_fraction import mask_fraction
 from .report_sections import extract_sections
@@ -28,6 +30,7 @@ __all__ = [
     "ClassificationTargetd",
     "DataErrorCompose",
     "DataError",
+    "WriteHeatmapd",
     "DatalistCheck",
     "TokenizeReportd",
     "chest_xray_transforms",
@@ -49,4 +52,9 @@ __all__ = [
     "split_by_group",
     "split_sentences",
     "write_datalist",
+    "finding_phrase",
+    "grounding_items",
+    "heatmap_overlay",
+    "phrase_items",
+    "write_heatmap_files",
 ]

@@ -9,12 +9,14 @@ from .feature_inferer import (
     ReportEmbeddingInferer,
     ReportFeatureInferer,
 )
+from .grounding_inferer import PhraseHeatmapInferer
 from .metrics_report import write_metrics_report
 
 __all__ = [
     "ClassificationTask",
     "ImageFeatureInferer",
     "PairFeatureInferer",
+    "PhraseHeatmapInferer",
     "PrepareOptionalReportBatch",
     "PrepareReportBatch",
     "ReportEmbeddingInferer",

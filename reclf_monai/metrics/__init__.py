@@ -3,18 +3,24 @@
 from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .class_retrieval import ClassRetrievalMetric
 from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, score_all_pairs
+from .grounding import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
 
 __all__ = [
     "ClassificationAUC",
     "ClassRetrievalMetric",
+    "ContrastToNoiseRatioMetric",
+    "PointingGameMetric",
     "RetrievalMetric",
     "ZeroShotMetric",
     "class_precision_at_k",
+    "contrast_to_noise_ratio",
     "encode_class_prompts",
+    "grounding_summary",
     "key_classification_metric",
     "per_class_auc",
+    "pointing_game",
     "retrieval_recall_at_k",
     "score_all_pairs",
     "zero_shot_classification_metrics",

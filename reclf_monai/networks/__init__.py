@@ -9,6 +9,7 @@ from reclf_monai.networks.checkpoint_settings import (
     settings_differences,
 )
 from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, read_unet_settings
+from reclf_monai.networks.grounding import phrase_heatmap, phrase_heatmaps
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
 from reclf_monai.networks.pretrained_encoder import (
     freeze,
@@ -45,6 +46,8 @@ __all__ = [
     "load_image_encoder",
     "load_pretrained_weights",
     "masked_softmax",
+    "phrase_heatmap",
+    "phrase_heatmaps",
     "pretrained_encoder_weights",
     "pretraining_settings",
     "read_checkpoint",

@@ -1,0 +1,56 @@
+"""Phrase grounding with the pretrained local scorer: where in the image a phrase's words look.
+
+The local score of image i and text j is S = sum_t alpha_t s~_t, where word t attends over the
+image's patches with a_tp (softmax over patches) and alpha_t weighs the words
+(:mod:`reclf_monai.networks.local_matching`). The phrase's heatmap is the same weighting of the
+words' attention maps,
+
+    H_p = sum_t alpha_t a_tp          (sums to 1 over the patches p),
+
+on the patch grid (h, w) of the image encoder, upsampled to the image for display and evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, h, w) heatmaps of image i and phrase i (paired, not all pairs) from the model's features
+    (``encode_image`` / ``encode_text``); row-major patches, so (0, 0) is the top-left patch."""
+    model = getattr(model, "module", model)
+    matching = model.local_matching
+    if matching is None:
+        raise ValueError(f"aggregation {model.aggregation!r} has no local scorer, so no word-to-region attention to ground a phrase with")
+    patch_map = image_features["patch_map"]
+    count, height, width = patch_map.shape[0], patch_map.shape[-2], patch_map.shape[-1]
+    if text_features["tokens"].shape[0] != count:
+        raise ValueError(f"{count} images but {text_features['tokens'].shape[0]} phrases: grounding pairs image i with phrase i")
+    importance = text_features.get("cls_attention")
+    maps = []
+    for index in range(count):
+        details = matching.match_details(
+            image_features["patches"][index : index + 1],
+            text_features["tokens"][index : index + 1],
+            text_features["word_mask"][index : index + 1],
+            None if importance is None else importance[index : index + 1],
+        )
+        weights, attention = details["token_weights"][0, 0], details["attention"][0, 0]  # (T,), (T, P)
+        maps.append((weights[:, None] * attention).sum(0).view(height, width))
+    return torch.stack(maps)
+
+
+@torch.no_grad()
+def phrase_heatmap(
+    model: nn.Module, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """(B, 1, H, W) heatmaps at the image's size (bilinear, patch centres on pixel centres) for
+    images (B, 1, H, W) and their phrases' token ids (B, T)."""
+    model = getattr(model, "module", model)
+    maps = phrase_heatmaps(model, model.encode_image(image), model.encode_text(input_ids, attention_mask))
+    heatmaps = F.interpolate(maps[:, None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)
+    return heatmaps.as_subclass(torch.Tensor)
