@@ -161,7 +161,7 @@ def test_training_subsets_are_nested_reproducible_and_cover_every_class(corpus, 
     def dataset_images(fraction: float, seed: int = 0) -> list[str]:
         workflow = _train_workflow(corpus, tmp_path, pretrained_checkpoint=str(pretrained), data_fraction=fraction, data_fraction_seed=seed)
         workflow.initialize()
-        return [Path(item["image"]).name for item in workflow.parser.get_parsed_content("train#dataset").data]
+        return [Path(item["image"]).name for item in workflow.parser.get_parsed_content("train#dataset#data")]
 
     small, half, full = dataset_images(0.1), dataset_images(0.5), dataset_images(1.0)
     assert len(half) == 25 and len(full) == TRAINING_ITEMS
