@@ -153,12 +153,15 @@ def test_single_sided_finding(findings, expected):
 
 
 def test_evaluate_laterality_set(corpus, checkpoint, tmp_path):
+    """Items may also carry a mask under `label`, as the SIIM and RSNA segmentation datalists do."""
+    content = json.loads((corpus / "zeroshot_laterality.json").read_text())
+    with_masks = {**content, "test": [{**item, "label": item["image"]} for item in content["test"]]}
+    (corpus / "zeroshot_laterality_with_masks.json").write_text(json.dumps(with_masks))
     result = run_bundle(
         tmp_path, corpus, "inference", "evaluate", pretrained_checkpoint=checkpoint,
-        zeroshot_datalist=corpus / "zeroshot_laterality.json", prompts_file=corpus / "prompts_laterality.json",
+        zeroshot_datalist=corpus / "zeroshot_laterality_with_masks.json", prompts_file=corpus / "prompts_laterality.json",
     )  # fmt: skip
     assert succeeded(result)
-    content = json.loads((corpus / "zeroshot_laterality.json").read_text())
     columns, rows = read_probabilities(tmp_path)
     assert columns[3:] == content["class_names"]
     assert [row["true_class"] for row in rows] == [item["class_name"] for item in content["test"]]
