@@ -3,11 +3,10 @@
 import csv
 import logging
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from monai.data import MetaTensor
 
 from reclf_monai.data import DataError, ClassificationTargetd, classification_target, datalist_class_names

@@ -18,7 +18,7 @@ from monai.data import MetaTensor
 from PIL import Image
 
 from bundle_testing import BUNDLES, SCHEMA, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
-from test_prepare_rsna_siim import RSNA_BOXES, SHAPE, rsna  # noqa: F401  (the RSNA download layout, a pytest fixture)
+from test_prepare_rsna_siim import rsna  # noqa: F401  (the RSNA download layout, a pytest fixture)
 
 from reclf_monai.data import (
     DataError,

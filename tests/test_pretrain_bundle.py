@@ -341,7 +341,7 @@ def test_evaluate_reports_retrieval_and_zero_shot(trained, corpus, tmp_path):
     before = {path.name: path.read_bytes() for path in trained.models.iterdir()}
     result = evaluate_bundle(tmp_path, corpus, trained, "evaluate")
     assert succeeded(result)
-    assert f"loaded weights from {trained.models / 'model.pt'} (aggregation reclf, resnet18 image encoder at {IMAGE_SIZE} px)" in result.stdout
+    assert f"loaded weights from {trained.models / 'model.pt'} (aggregation reclf, backbone resnet18, img_size {IMAGE_SIZE})" in result.stdout
     assert {path.name: path.read_bytes() for path in trained.models.iterdir()} == before
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     validation, zero_shot = report["validation"], report["zero_shot"]

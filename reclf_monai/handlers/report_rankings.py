@@ -17,7 +17,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from reclf_monai.metrics.contrastive_evaluation import _concat, _detached, score_all_pairs
+from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features, score_all_pairs
 
 
 class FeatureCollector:
@@ -42,7 +42,7 @@ class FeatureCollector:
         self.names: list[str] = []
 
     def collect(self, engine: Engine) -> None:
-        self.batches.append(_detached(engine.state.output["pred"]))
+        self.batches.append(detached_features(engine.state.output["pred"]))
         self.items += torch.as_tensor(engine.state.batch[self.index_key]).view(-1).tolist()
         image = engine.state.batch.get(self.image_key)
         if image is not None:
@@ -51,7 +51,7 @@ class FeatureCollector:
     def features(self) -> dict[str, torch.Tensor]:
         if not self.batches:
             raise ValueError("no features collected: the evaluator saw no item")
-        return _concat(self.batches)
+        return concat_feature_batches(self.batches)
 
 
 def write_report_rankings(

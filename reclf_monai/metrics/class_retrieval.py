@@ -16,7 +16,7 @@ from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
-from .contrastive_evaluation import _concat, _detached, encode_class_prompts, score_all_pairs
+from .contrastive_evaluation import concat_feature_batches, detached_features, encode_class_prompts, score_all_pairs
 from .retrieval import class_precision_at_k
 
 TEXT_SOURCES = ("reports", "prompts")
@@ -87,9 +87,9 @@ class ClassRetrievalMetric(Metric):
         classes = torch.as_tensor(classes).detach().cpu().view(-1).long()
         if classes.numel() and (int(classes.min()) < 0 or int(classes.max()) >= len(self.class_names)):
             raise ValueError(f"classes must lie in [0, {len(self.class_names)}), got {classes.tolist()}")
-        self._images.append(_detached(features["image_features"]))
+        self._images.append(detached_features(features["image_features"]))
         if has_reports:
-            self._texts.append(_detached(features["text_features"]))
+            self._texts.append(detached_features(features["text_features"]))
         self._classes.append(classes)
         self._result = None
 
@@ -99,10 +99,10 @@ class ClassRetrievalMetric(Metric):
         if self._result is None:
             image_classes = torch.cat(self._classes)
             if self.text_source == "reports":
-                texts, text_classes = _concat(self._texts), image_classes
+                texts, text_classes = concat_feature_batches(self._texts), image_classes
             else:
                 texts, text_classes = encode_class_prompts(self.network, self.prompts, self.class_names, self.tokenize)
-            logits = score_all_pairs(self.network, _concat(self._images), texts)
+            logits = score_all_pairs(self.network, concat_feature_batches(self._images), texts)
             image_to_text = class_precision_at_k(logits, image_classes, text_classes, self.ks)
             text_to_image = class_precision_at_k(logits.T, text_classes, image_classes, self.ks)
             result = {}

@@ -24,11 +24,12 @@ def _unwrap(network: nn.Module) -> nn.Module:
     return getattr(network, "module", network)
 
 
-def _concat(batches: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def concat_feature_batches(batches: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One feature dict from per-batch feature dicts (each entry concatenated along the batch)."""
     return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
 
 
-def _detached(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def detached_features(features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Plain CPU tensors: features of MONAI MetaTensor images are MetaTensors whose batch metadata
     cannot be sliced across batch boundaries once concatenated (``score_all_pairs`` chunks)."""
     return {
@@ -72,7 +73,7 @@ def encode_class_prompts(
     model.eval()
     features = model.encode_text(input_ids, attention_mask)
     model.train(was_training)
-    return _detached(features), torch.tensor(owners)
+    return detached_features(features), torch.tensor(owners)
 
 
 class RetrievalMetric(Metric):
@@ -114,8 +115,8 @@ class RetrievalMetric(Metric):
                 "RetrievalMetric needs each item's report group under the batch's `label` (identical reports count "
                 "as matches): add `report_group` with reclf_monai.data.mark_duplicate_reports and copy it to `label`"
             )
-        self._images.append(_detached(prediction["image_features"]))
-        self._texts.append(_detached(prediction["text_features"]))
+        self._images.append(detached_features(prediction["image_features"]))
+        self._texts.append(detached_features(prediction["text_features"]))
         self._groups.append(torch.as_tensor(report_groups).detach().cpu().view(-1))
         self._result = None
 
@@ -123,7 +124,7 @@ class RetrievalMetric(Metric):
         if self._result is None:
             if not self._images:
                 raise RuntimeError("RetrievalMetric needs at least one batch before compute()")
-            logits = score_all_pairs(self.network, _concat(self._images), _concat(self._texts))
+            logits = score_all_pairs(self.network, concat_feature_batches(self._images), concat_feature_batches(self._texts))
             result = retrieval_recall_at_k(logits, self.ks, torch.cat(self._groups))
             result["R_mean"] = sum(result[f"R@{k}"] for k in self.ks) / len(self.ks)
             self._result = result
@@ -173,7 +174,7 @@ class ZeroShotMetric(Metric):
     @reinit__is_reduced
     def update(self, output) -> None:
         features, targets = output
-        self._images.append(_detached(features))
+        self._images.append(detached_features(features))
         self._targets.append(torch.as_tensor(targets).detach().cpu().view(-1).long())
         self._result = None
 
@@ -184,7 +185,7 @@ class ZeroShotMetric(Metric):
     def class_scores(self) -> torch.Tensor:
         """(N_images, N_classes): mean pair logit over each class's prompts."""
         text_features, owners = self.prompt_features()
-        return mean_over_prompts(score_all_pairs(self.network, _concat(self._images), text_features), owners, len(self.class_names))
+        return mean_over_prompts(score_all_pairs(self.network, concat_feature_batches(self._images), text_features), owners, len(self.class_names))
 
     def compute(self) -> dict[str, float]:
         if not self._images:
