@@ -50,6 +50,39 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
 
 
+def assert_metadata_valid(configs: Path, cwd: Path) -> None:
+    """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against the offline
+    MONAI schema (``../shared`` is part of every checkout this suite runs in)."""
+    assert SCHEMA.is_file(), f"MONAI metadata schema not found at {SCHEMA}"
+    result = monai_bundle(cwd, "verify_metadata", "--meta_file", str(configs / "metadata.json"), "--filepath", str(SCHEMA))
+    assert succeeded(result)
+    assert "metadata is verified with no error" in result.stdout
+
+
+def assert_network_matches_metadata(configs: Path, cwd: Path, **overrides) -> None:
+    """``verify_net_in_out`` on ``inference.json`` alone, as model-zoo CI runs it."""
+    verified = monai_bundle(
+        cwd, "verify_net_in_out", "network_def", "--meta_file", str(configs / "metadata.json"),
+        "--config_file", str(configs / "inference.json"), **overrides,
+    )  # fmt: skip
+    assert succeeded(verified)
+    assert "data shape of network is verified with no error" in verified.stdout
+
+
+def export_inference_network(configs: Path, cwd: Path, checkpoint: Path, image_size: int, **overrides) -> torch.jit.ScriptModule:
+    """``ckpt_export`` (traced) of `checkpoint`'s weights into ``inference.json``'s network alone;
+    returns the exported TorchScript module."""
+    exported_file = cwd / "model.ts"
+    exported = monai_bundle(
+        cwd, "ckpt_export", "network_def", "--filepath", str(exported_file), "--ckpt_file", str(checkpoint),
+        "--key_in_ckpt", "model", "--meta_file", str(configs / "metadata.json"),
+        "--config_file", str(configs / "inference.json"), "--use_trace", "True",
+        "--input_shape", f"[1,1,{image_size},{image_size}]", **overrides,
+    )  # fmt: skip
+    assert succeeded(exported)
+    return torch.jit.load(str(exported_file), map_location="cpu")
+
+
 def event_files(output_dir: Path) -> list[Path]:
     return sorted((output_dir / "tensorboard").glob("events.out.tfevents.*"))
 

@@ -14,7 +14,7 @@ import torch
 from monai.bundle import ConfigWorkflow
 from torch import nn
 
-from bundle_testing import BUNDLES, SCHEMA, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixture layout, a pytest fixture)
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports, write_datalist
@@ -327,32 +327,14 @@ def test_a_missing_or_foreign_checkpoint_is_an_error_naming_it(corpus, checkpoin
 
 
 def test_network_matches_metadata_and_exports_from_inference_json_alone(checkpoint, tmp_path):
-    output_channels = {"_meta_#network_data_format#outputs#pred#num_channels": EMBED_DIM}
-    verified = monai_bundle(
-        tmp_path, "verify_net_in_out", "network_def", "--meta_file", str(CONFIGS / "metadata.json"),
-        "--config_file", config_files("inference"), pretrained_checkpoint=checkpoint, **output_channels,
-    )  # fmt: skip
-    assert succeeded(verified)
-    assert "data shape of network is verified with no error" in verified.stdout
-
-    exported_file = tmp_path / "model.ts"
-    exported = monai_bundle(
-        tmp_path, "ckpt_export", "network_def",
-        "--filepath", str(exported_file), "--ckpt_file", str(checkpoint), "--key_in_ckpt", "model",
-        "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", config_files("inference"),
-        "--use_trace", "True", "--input_shape", f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]",
-        bundle_root=BUNDLE, pretrained_checkpoint=checkpoint,
-    )  # fmt: skip
-    assert succeeded(exported)
-    scripted = torch.jit.load(str(exported_file), map_location="cpu")
+    assert_network_matches_metadata(
+        CONFIGS, tmp_path, pretrained_checkpoint=checkpoint, **{"_meta_#network_data_format#outputs#pred#num_channels": EMBED_DIM}
+    )
+    scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
     image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(scripted(image), pretrained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI metadata schema not found at {SCHEMA} (offline copy absent)")
-    result = monai_bundle(tmp_path, "verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA))
-    assert succeeded(result)
-    assert "metadata is verified with no error" in result.stdout
+    assert_metadata_valid(CONFIGS, tmp_path)

@@ -23,7 +23,7 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 from sklearn.metrics import f1_score, roc_auc_score
 
-from bundle_testing import BUNDLES, SCHEMA, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 from test_prepare_chexpert import row, train_rows, write_csv
 from test_pretrain_bundle import real_chest_dicom
 
@@ -269,31 +269,15 @@ def test_a_file_that_is_no_reclf_pretraining_checkpoint_is_named(corpus, checkpo
 def test_inference_json_alone_for_verify_net_in_out_and_ckpt_export(checkpoint, tmp_path):
     """As model-zoo CI runs them: verify_net_in_out needs no checkpoint (the explicit settings match
     metadata.json); ckpt_export takes the network's settings from the checkpoint it exports."""
-    inference = str(CONFIGS / "inference.json")
-    meta = str(CONFIGS / "metadata.json")
-    verified = monai_bundle(tmp_path, "verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--bundle_root", str(BUNDLE))
-    assert succeeded(verified)
-    assert "data shape of network is verified with no error" in verified.stdout
-
-    exported_file = tmp_path / "model.ts"
-    exported = monai_bundle(
-        tmp_path, "ckpt_export", "network_def", "--filepath", str(exported_file), "--ckpt_file", str(checkpoint),
-        "--key_in_ckpt", "model", "--meta_file", meta, "--config_file", inference, "--bundle_root", str(BUNDLE),
-        "--pretrained_checkpoint", str(checkpoint), "--use_trace", "True", "--input_shape", f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]",
-    )  # fmt: skip
-    assert succeeded(exported)
-    scripted = torch.jit.load(str(exported_file), map_location="cpu")
+    assert_network_matches_metadata(CONFIGS, tmp_path, bundle_root=BUNDLE)
+    scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
     image = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(scripted(image), trained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI metadata schema not found at {SCHEMA} (offline copy absent)")
-    result = monai_bundle(tmp_path, "verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", str(SCHEMA))
-    assert succeeded(result)
-    assert "metadata is verified with no error" in result.stdout
+    assert_metadata_valid(CONFIGS, tmp_path)
 
 
 def test_class_scores_and_metrics_by_hand():
