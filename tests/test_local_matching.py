@@ -98,6 +98,35 @@ def test_chunked_equals_unchunked(aggregation):
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
+@pytest.mark.parametrize("aggregation", ["srm", "reclf"])
+def test_reports_of_very_different_lengths_score_as_if_alone(aggregation):
+    """SRM runs on reports grouped by length; every column must still be its own report's."""
+    generator = torch.Generator().manual_seed(3)
+    reports, tokens = 9, 40
+    patches = torch.randn(3, P, D, generator=generator)
+    words = torch.randn(reports, tokens, D, generator=generator)
+    lengths = torch.tensor([38, 2, 17, 30, 5, 1, 26, 11, 34])
+    positions = torch.arange(tokens)
+    word_mask = (positions[None] >= 1) & (positions[None] <= lengths[:, None])
+    torch.manual_seed(0)
+    matching = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)
+    _perturb_zero_initialised_layers(matching)
+
+    features = patches.clone().requires_grad_()
+    together = matching(features, words, word_mask)
+    (together * torch.arange(together.numel(), dtype=torch.float32).view_as(together)).sum().backward()
+    alone_grad = torch.zeros_like(patches)
+    for j in range(reports):
+        single = patches.clone().requires_grad_()
+        column = matching(single, words[j : j + 1], word_mask[j : j + 1])
+        assert torch.allclose(together[:, j : j + 1], column, rtol=1e-5, atol=1e-5), j
+        (column[:, 0] * (torch.arange(3, dtype=torch.float32) * reports + j)).sum().backward()
+        alone_grad += single.grad
+    scale = features.grad.norm()
+    assert scale > 0
+    assert (features.grad - alone_grad).norm() <= 1e-5 * scale
+
+
 def test_srm_and_irm_receive_gradients_and_srm_inner_layers_learn_after_one_step():
     patches, words, word_mask, _ = make_batch()
     torch.manual_seed(0)
@@ -143,7 +172,7 @@ def test_matching_scores_are_cosines_of_word_and_context():
     attention = torch.softmax(torch.einsum("jtd,ipd->ijtp", unit_words, unit_patches) / 0.2, dim=-1)
     context = torch.einsum("ijtp,ipd->ijtd", attention, unit_patches)
     cosine = F.cosine_similarity(context, unit_words[None].expand_as(context), dim=-1)
-    assert torch.allclose(details["attention"], attention, atol=1e-6)
+    assert torch.allclose(details["attention"][:, word_mask], attention[:, word_mask], atol=1e-6)
     assert torch.allclose(details["token_scores"][:, word_mask], cosine[:, word_mask], atol=1e-5)
 
 

@@ -32,7 +32,9 @@ Aggregations (the ablation key; `global_only` lives in the model, which then has
   - `irm`: alpha = IRM(m, word), s~ = s;
   - `reclf`: s~ from SRM, alpha = IRM(SRM(m), word).
 
-Padding: every quantity is masked by `word_mask`, so appending padding tokens never changes a score.
+Padding: every quantity is masked by `word_mask`, so appending padding tokens never changes a score;
+the padding after the longest report is cut before scoring, and SRM runs on reports grouped by
+length (prompts and short reports do not pay for the longest report's length).
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ _USES_IRM = ("irm", "reclf")
 # Smallest |c|^2 and |w||c| used in a division (GLoRIA clamps |w||c| at 1e-8 as well).
 _NORM_SQ_EPS = 1e-12
 _COS_EPS = 1e-8
+# SRM runs on reports in this many length groups (see LocalMatching._relate_semantically).
+_SRM_LENGTH_GROUPS = 4
+
+
+def _used_length(word_mask: torch.Tensor) -> int:
+    """Tokens up to the last word of any report: what follows is padding in every report."""
+    positions = torch.arange(1, word_mask.shape[-1] + 1, device=word_mask.device)
+    return max(int(torch.where(word_mask, positions, 0).max()), 1)
 
 
 class LocalMatching(nn.Module):
@@ -132,11 +142,17 @@ class LocalMatching(nn.Module):
 
         `token_scores` s~ (B_img, B_txt, T), `token_weights` alpha (B_img, B_txt, T) (for `lse`,
         softmax(temp2 * s), which is how log-sum-exp weighs words) and `attention`
-        a (B_img, B_txt, T, P). The attention is B*B*T*P values: meant for small batches.
+        a (B_img, B_txt, T, P), all 0 at the padding after the longest report. The attention is
+        B*B*T*P values: meant for small batches.
         """
         if self.aggregation == "fixed_importance" and word_importance is None:
             raise ValueError("aggregation 'fixed_importance' needs word_importance (the text [CLS] attention)")
         word_mask = word_mask.bool()
+        full_length = words.shape[1]
+        used = _used_length(word_mask)
+        words, word_mask = words[:, :used], word_mask[:, :used]
+        if word_importance is not None:
+            word_importance = word_importance[:, :used]
         if self.aggregation != "lse":
             patches = F.normalize(patches, dim=-1)
             words = F.normalize(words, dim=-1)
@@ -174,7 +190,41 @@ class LocalMatching(nn.Module):
                 result = self._score_chunk(*args)
             outputs.append(result if keep_details else result[:1])
         names = ("similarity", "token_scores", "token_weights", "attention")
-        return {name: torch.cat(parts, dim=0) for name, parts in zip(names, zip(*outputs))}
+        details = {name: torch.cat(parts, dim=0) for name, parts in zip(names, zip(*outputs))}
+        if keep_details and used < full_length:  # the trimmed padding scores 0 and weighs 0
+            padding = full_length - used
+            for name in ("token_scores", "token_weights"):
+                details[name] = F.pad(details[name], (0, padding))
+            details["attention"] = F.pad(details["attention"], (0, 0, 0, padding))
+        return details
+
+    def _relate_semantically(
+        self, matchings: torch.Tensor, identity: torch.Tensor, word_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SRM over the matchings of every (image, report) pair (n, B_txt, T, d_m).
+
+        Reports are grouped by length and each group is cut after its longest report, so the
+        Transformer does not run over padding (a batch's median report is about 2/3 of its
+        longest); masked positions never change a result, so this equals one padded pass.
+        Returns the enhanced matchings and the score corrections (n, B_txt, T), zero at the cut.
+        """
+        images, reports, tokens, dim = matchings.shape
+        lengths = torch.where(word_mask, torch.arange(1, tokens + 1, device=word_mask.device), 0).amax(-1)
+        order = lengths.argsort()
+        enhanced_parts, correction_parts = [], []
+        for group in order.chunk(min(_SRM_LENGTH_GROUPS, reports)):
+            length = max(int(lengths[group].max()), 1)
+            pairs = images * len(group)
+            enhanced, correction = self.srm(
+                matchings[:, group, :length].reshape(pairs, length, dim),
+                identity[:, group, :length].reshape(pairs, length, dim),
+                word_mask[group, :length].expand(images, -1, -1).reshape(pairs, length),
+            )
+            cut = tokens - length
+            enhanced_parts.append(F.pad(enhanced.view(images, len(group), length, dim), (0, 0, 0, cut)))
+            correction_parts.append(F.pad(correction.view(images, len(group), length), (0, cut)))
+        restore = order.argsort()
+        return torch.cat(enhanced_parts, 1)[:, restore], torch.cat(correction_parts, 1)[:, restore]
 
     def images_per_chunk(self, num_reports: int, num_tokens: int, num_patches: int) -> int:
         """How many images fit the memory budget for one B_txt x T x P float32 block each."""
@@ -223,14 +273,8 @@ class LocalMatching(nn.Module):
             matchings = self.matching_embedding(torch.cat([word_match * context_match, scores[..., None]], dim=-1))
             identity = word_identity.expand_as(matchings)
             if self.srm is not None:
-                pairs = scores.shape[0] * scores.shape[1]
-                enhanced, correction = self.srm(
-                    matchings.reshape(pairs, *matchings.shape[2:]),
-                    identity.reshape(pairs, *identity.shape[2:]),
-                    mask.reshape(pairs, -1),
-                )
-                matchings = enhanced.view_as(matchings)
-                scores = scores + correction.view_as(scores)
+                matchings, correction = self._relate_semantically(matchings, identity, word_mask)
+                scores = scores + correction
             if self.irm is not None:
                 weights = self.irm(matchings, identity, mask)
         similarity = (weights * scores).sum(-1)
