@@ -198,3 +198,33 @@ def _perturb_zero_initialised_layers(matching):
             matching.srm.score_correction.weight.normal_(generator=generator)
         if matching.irm is not None:
             matching.irm.importance[-1].weight.normal_(generator=generator)
+
+
+@pytest.mark.parametrize("aggregation", LOCAL_AGGREGATIONS)
+def test_bf16_autocast_gives_finite_scores_and_gradients_with_padding_kept_out(aggregation):
+    """What a CPU can show of mixed precision: large-norm features (lse uses them raw), an empty
+    and a one-word report; scores and gradients stay finite, padding gets no weight and no gradient,
+    and the scores stay near the float32 ones."""
+    generator = torch.Generator().manual_seed(5)
+    patches = 30 * torch.randn(B, P, D, generator=generator)
+    words = 30 * torch.randn(B, T, D, generator=generator)
+    lengths = torch.tensor([T - 2, 6, 1, 0])
+    positions = torch.arange(T)
+    word_mask = (positions[None] >= 1) & (positions[None] <= lengths[:, None])
+    importance = torch.rand(B, T, generator=generator)
+    torch.manual_seed(0)
+    matching = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)
+    _perturb_zero_initialised_layers(matching)
+    exact = matching(patches, words, word_mask, importance)
+
+    features = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        details = matching.match_details(*features, word_mask, importance)
+    scores = details["similarity"].float()
+    F.cross_entropy(scores[:, :2].T, torch.arange(2)).backward()
+
+    assert torch.isfinite(scores).all()
+    assert all(torch.isfinite(feature.grad).all() for feature in features)
+    assert torch.all(details["token_weights"][:, ~word_mask] == 0)
+    assert torch.all(features[1].grad[~word_mask] == 0)
+    assert torch.allclose(scores, exact, rtol=0.05, atol=0.05 * exact.abs().max().item())
