@@ -17,8 +17,8 @@ The baseline is the same network with random weights: ``--load_pretrain false`` 
 that use the whole pretrained model (zero-shot, retrieval, grounding), ``--pretrained_checkpoint
 none`` with the checkpoint's image size for those that train on the image encoder. Every run
 writes its own folder OUTPUT_DIR/TASK/ENCODER (logs, TensorBoard, checkpoints, metrics.json); a
-run whose folder holds a finished record with the same settings is not run again, so a stopped
-table continues where it stopped. ``--eval_items N`` scores the classification, segmentation and
+run whose folder holds a finished record with the same settings and the same checkpoint file
+(path, size, modification time) is not run again, so a stopped table continues where it stopped. ``--eval_items N`` scores the classification, segmentation and
 grounding runs on a seeded sample of N test (and validation) images, for a quick table.
 
     python scripts/downstream_table.py --checkpoint RUN/models/model.pt \
@@ -147,12 +147,19 @@ def read_figure(metrics: dict, path: tuple[str, ...], source: Path) -> float:
     return float(value)
 
 
-def run_task(task: Task, encoder: str, folder: Path) -> dict[str, float]:
-    """Run the task's steps for one encoder (or reuse a finished record with the same settings)."""
+def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
+    """Path, size and modification time: a checkpoint rewritten at the same path is another one."""
+    status = checkpoint.stat()
+    return {"path": str(checkpoint.resolve()), "bytes": status.st_size, "modified_ns": status.st_mtime_ns}
+
+
+def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, float]:
+    """Run the task's steps for one encoder (or reuse a finished record with the same settings,
+    checkpoint file included)."""
     from monai.bundle import run
 
     steps = task.steps(encoder, folder)
-    settings = [step.__dict__ for step in steps]
+    settings = {"checkpoint": checkpoint_identity(checkpoint), "runs": [step.__dict__ for step in steps]}
     record = folder / RECORD
     if record.exists():
         previous = json.loads(record.read_text())
@@ -219,7 +226,7 @@ def main(argv=None) -> int:
             print(f"[downstream] ({index + 1}/{len(tasks)}) {task.name} / {encoder}", flush=True)
             folder = output_dir / task.key / encoder
             try:
-                results[encoder] = run_task(task, encoder, folder)
+                results[encoder] = run_task(task, encoder, folder, Path(args.checkpoint))
             except Exception as error:  # one failing task must not hide the others' results
                 failures.append(f"{task.name} / {encoder}: {root_cause(error)}")
                 print(f"[downstream] FAILED {task.name} / {encoder}: {root_cause(error)}", file=sys.stderr, flush=True)

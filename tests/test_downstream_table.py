@@ -103,7 +103,13 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     assert succeeded(changed)
     assert "reusing" not in changed.stdout
     settings = json.loads((output / "classification" / "pretrained" / "downstream_run.json").read_text())["settings"]
-    assert settings[0]["overrides"]["train#trainer#max_epochs"] == 2
+    assert settings["runs"][0]["overrides"]["train#trainer#max_epochs"] == 2
+
+    # the same path holding another checkpoint (a new pretraining run) is not the finished one
+    write_tiny_pretraining_checkpoint(checkpoint, image_size=IMAGE_SIZE, seed=1)
+    rewritten = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "zeroshot_five")
+    assert succeeded(rewritten)
+    assert "reusing" not in rewritten.stdout
 
 
 def test_a_failing_task_is_named_and_the_others_still_report(corpus, checkpoint, tmp_path):
