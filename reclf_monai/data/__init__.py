@@ -21,6 +21,7 @@ from .report_sections import extract_sections
 from .report_text import compose_report, normalise_report_text, split_sentences
 from .subsets import label_fraction
 from .tokenization import TokenizeReportd, default_text_encoder_path
+from .xy_order import ToXYOrderd
 
 __all__ = [
     "SPLITS",
@@ -57,4 +58,5 @@ __all__ = [
     "heatmap_overlay",
     "phrase_items",
     "write_heatmap_files",
+    "ToXYOrderd",
 ]

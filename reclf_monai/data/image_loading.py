@@ -44,7 +44,11 @@ from monai.transforms.utils import rescale_array
 from monai.utils import ensure_tuple
 from PIL import Image, ImageOps
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+try:
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+except ImportError:  # pydicom 2.x, which MONAI Label 0.8.5's environment pins (pydicom-seg needs <3)
+    from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 
 from .errors import DataError
 
