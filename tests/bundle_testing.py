@@ -3,12 +3,15 @@ tiny RECLF pretraining checkpoint for the downstream bundles."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from reclf_monai.networks import ImageEncoder, NetworkSettings, RECLFModel, TextEncoder
@@ -91,6 +94,27 @@ def scalars(event_file: Path) -> dict[str, list[tuple[int, float]]]:
     events = EventAccumulator(str(event_file))
     events.Reload()
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def images(event_file: Path) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Every image summary of the event file, decoded: tag -> [(step, (H, W, C) uint8 array)]."""
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    return {
+        tag: [(event.step, np.asarray(Image.open(io.BytesIO(event.encoded_image_string)))) for event in events.Images(tag)]
+        for tag in events.Tags()["images"]
+    }
+
+
+def texts(event_file: Path) -> dict[str, list[tuple[int, str]]]:
+    """Every text summary of the event file: tag (as TensorBoard shows it) -> [(step, text)]."""
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    return {
+        tag: [(event.step, event.tensor_proto.string_val[0].decode()) for event in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+        if events.SummaryMetadata(tag).plugin_data.plugin_name == "text"
+    }
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -123,6 +123,11 @@ def test_train_saves_the_best_model_with_its_settings_and_one_event_file(trained
     assert [rate for _, rate in logged["train/lr"]] == [pytest.approx(5e-4)] * iterations
     [(epoch, auc)] = logged["val_auc"]
     assert epoch == 1 and 0 <= auc <= 1
+    # one AUC per class that has positives and negatives among the validation items, as documented
+    per_class = {tag for tag in logged if tag.startswith("val_auc/")}
+    assert per_class <= {f"val_auc/{name}" for name in ZERO_SHOT_CLASSES}
+    assert logged["val_auc_classes"] == [(1, len(per_class))] and len(per_class) > 0
+    assert all(len(logged[tag]) == 1 and 0 <= logged[tag][0][1] <= 1 for tag in per_class)
 
 
 def _train_workflow(dataset_dir: Path, run_dir: Path, **overrides) -> ConfigWorkflow:

@@ -247,6 +247,7 @@ def pretrained_model(checkpoint: Path) -> RECLFModel:
 def test_evaluate_scores_each_findings_heatmap_against_its_region(corpus, checkpoint, tmp_path):
     result = run_bundle(tmp_path, corpus, checkpoint, "inference", "evaluate")
     assert succeeded(result)
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))  # evaluation only: no TensorBoard (docs/tensorboard.md)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     regions = sorted((tmp_path / "eval" / "regions").glob("*_region.png"))
     assert metrics["all"]["findings"] == len(regions) > 10

@@ -2,18 +2,27 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Engine
-from monai.data import MetaTensor
+from monai.data import DataLoader, MetaTensor
+from monai.engines import PrepareBatchExtraInput, SupervisedEvaluator
 from torch.utils.tensorboard import SummaryWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from bundle_testing import images, texts
+
+from reclf_monai.data import TokenizeReportd
 from reclf_monai.handlers import (
     EmbeddingCollector,
     StopOnNonFiniteLoss,
     TrainingScalarsHandler,
+    WordHeatmapWriter,
     last_checkpoint,
+    mask_overlay,
+    segmentation_overlays,
     write_embeddings,
 )
 from reclf_monai.handlers.non_finite_loss import NonFiniteLossError
+from reclf_monai.handlers.word_heatmaps import report_words, word_map
+from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder
 
 
 def _engine_with_losses(losses):
@@ -113,3 +122,110 @@ def test_embeddings_of_one_kind_only_and_of_none(tmp_path):
     with pytest.raises(ValueError, match="nothing to write"):
         write_embeddings(tmp_path / "none.npz", _collect("image", []))
     assert not (tmp_path / "none.npz").exists()
+
+
+# ------------------------------------------------------------------ TensorBoard images
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+REPORTS = ["small left pleural effusion", "no pneumothorax"]
+
+
+def _tiny_evaluator(aggregation: str) -> SupervisedEvaluator:
+    """The pretraining bundle's validation evaluator in miniature: a tiny RECLF model, one batch of
+    two random images with tokenised reports, no decollation."""
+    torch.manual_seed(0)
+    model = RECLFModel(
+        ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=64),
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, max_length=16),
+        aggregation,
+        match_dim=8,
+        relation_heads=2,
+    )
+    tokenize = TokenizeReportd(max_length=16)
+    items = [{**tokenize({"report": report}), "image": torch.rand(1, 64, 64)} for report in REPORTS]
+    return SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=DataLoader([{key: item[key] for key in ("image", "input_ids", "attention_mask")} for item in items], batch_size=2),
+        network=model,
+        prepare_batch=PrepareBatchExtraInput({"input_ids": "input_ids", "attention_mask": "attention_mask"}),
+        decollate=False,
+    )
+
+
+def test_report_words_join_wordpieces_and_add_their_weights():
+    tokenizer = TokenizeReportd().tokenizer
+    encoded = tokenizer("left pleural effusion", return_tensors="pt")["input_ids"][0]
+    assert tokenizer.convert_ids_to_tokens(encoded.tolist())[2:5] == ["pl", "##eur", "##al"]  # what the test relies on
+    weights = torch.arange(len(encoded), dtype=torch.float32)
+    word_mask = torch.ones(len(encoded), dtype=torch.bool)
+    word_mask[[0, -1]] = False  # [CLS], [SEP]
+    words = report_words(tokenizer, encoded, word_mask, weights)
+    assert [word.text for word in words] == ["left", "pleural", "effusion"]
+    assert [word.positions for word in words][:2] == [[1], [2, 3, 4]]
+    assert words[1].weight == 2 + 3 + 4
+    maps = torch.zeros(len(encoded), 2, 2)
+    maps[2, 0, 0], maps[3, 1, 1] = 1.0, 1.0  # "pl" looks top-left, "##eur" bottom-right, "##al" nowhere
+    torch.testing.assert_close(word_map(words[1], weights, maps), torch.tensor([[2.0, 0.0], [0.0, 3.0]]) / 9)
+
+
+def test_word_heatmaps_reach_one_event_file_at_every_validation(tmp_path):
+    evaluator = _tiny_evaluator("reclf")
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    WordHeatmapWriter(writer, evaluator.network, TokenizeReportd().tokenizer, top_k=3).attach(evaluator)
+    before = {name: tensor.clone() for name, tensor in evaluator.network.state_dict().items()}
+    for epoch in (1, 2):  # as ValidationHandler runs it after training epochs 1 and 2
+        evaluator.run(epoch)
+    writer.close()
+    # the network is the one being trained: in training mode again and untouched (batch-norm statistics included)
+    assert evaluator.network.training
+    assert all(torch.equal(tensor, before[name]) for name, tensor in evaluator.network.state_dict().items())
+    [event_file] = tmp_path.glob("events.out.tfevents.*")
+    pictures, captions = images(event_file), texts(event_file)
+    ranks = [f"validation/word_heatmap/rank{rank}" for rank in (1, 2, 3)]
+    assert set(pictures) == {*ranks, "validation/word_weights"}
+    assert set(captions) == {"validation/word_heatmap/text_summary"}
+    for tag in ranks:
+        assert [step for step, _ in pictures[tag]] == [1, 2]
+        assert all(picture.shape == (64, 64, 3) and picture.std() > 0 for _, picture in pictures[tag])
+    first_epoch = [pictures[tag][0][1] for tag in ranks]
+    assert not np.array_equal(first_epoch[0], first_epoch[1]) and not np.array_equal(first_epoch[1], first_epoch[2])
+    # the caption names the first report's whole words, weights in descending order
+    [(_, caption), _] = captions["validation/word_heatmap/text_summary"]
+    rows = [line.split("|")[1:4] for line in caption.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(rank) for rank, _, _ in rows] == [1, 2, 3]
+    assert {word.strip() for _, word, _ in rows} <= {"small", "left", "pleural", "effusion"}
+    weights = [float(weight) for _, _, weight in rows]
+    assert weights == sorted(weights, reverse=True) and 0 < sum(weights) <= 1.001
+    assert "report: small left pleural effusion" in caption
+    # the bar chart: one row per word (4 words), bars in two colours (ranked and the rest)
+    [(_, chart), _] = pictures["validation/word_weights"]
+    assert chart.shape[2] == 3 and chart.shape[0] >= 4 * 14
+    colours = {tuple(pixel) for pixel in chart.reshape(-1, 3)}
+    assert {(230, 120, 30), (120, 150, 190)} <= colours
+
+
+def test_no_word_heatmaps_without_a_local_scorer(tmp_path, caplog):
+    evaluator = _tiny_evaluator("global_only")
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    WordHeatmapWriter(writer, evaluator.network, TokenizeReportd().tokenizer).attach(evaluator)
+    evaluator.run(1)
+    writer.close()
+    assert "aggregation 'global_only' has no word-to-region attention" in caplog.text
+    [event_file] = tmp_path.glob("events.out.tfevents.*")
+    assert images(event_file) == {}
+
+
+def test_mask_overlay_colours_hits_misses_and_false_positives():
+    image = torch.full((1, 2, 2), 0.4)
+    label = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    prediction = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    overlay = mask_overlay(image, label, prediction)
+    assert overlay.shape == (3, 2, 2)
+    np.testing.assert_allclose(overlay[:, 0, 0], [0.7, 0.7, 0.2])  # both: yellow over grey
+    np.testing.assert_allclose(overlay[:, 0, 1], [0.2, 0.7, 0.2])  # missed: green
+    np.testing.assert_allclose(overlay[:, 1, 0], [0.7, 0.2, 0.2])  # false positive: red
+    np.testing.assert_allclose(overlay[:, 1, 1], [0.4, 0.4, 0.4])  # neither: the image
+    [first] = segmentation_overlays([{"image": image, "label": label, "pred": prediction}])
+    np.testing.assert_array_equal(first, overlay)
+    with pytest.raises(ValueError, match=r"label \(2, 2\) and prediction \(3, 3\) differ"):
+        mask_overlay(image, label, torch.zeros(1, 3, 3))

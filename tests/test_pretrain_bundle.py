@@ -20,7 +20,18 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from bundle_testing import BUNDLES, assert_metadata_valid, bundle_config_files, event_files, load_checkpoint, monai_bundle, scalars, succeeded
+from bundle_testing import (
+    BUNDLES,
+    assert_metadata_valid,
+    bundle_config_files,
+    event_files,
+    images,
+    load_checkpoint,
+    monai_bundle,
+    scalars,
+    succeeded,
+    texts,
+)
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
@@ -54,6 +65,9 @@ TRAINING_SCALARS = {
     "train/temperature_local",
 }
 VALIDATION_SCALARS = {"val_mean_recall", "val_loss", "R@1", "R@5", "R@10", "R_mean", "i2t_R@1", "t2i_R@1"}
+WORD_HEATMAPS = [f"validation/word_heatmap/rank{rank}" for rank in (1, 2, 3)]
+VALIDATION_IMAGES = {*WORD_HEATMAPS, "validation/word_weights"}
+VALIDATION_TEXTS = {"validation/word_heatmap/text_summary"}
 
 
 def config_files(*names: str) -> str:
@@ -133,6 +147,28 @@ def test_train_writes_checkpoints_and_one_event_file(trained):
     [(epoch, recall)] = logged["val_mean_recall"]
     assert epoch == 1 and 0 <= recall <= 1
     assert math.isfinite(logged["val_loss"][0][1])
+
+
+def test_validation_writes_word_heatmaps_of_the_highest_weighted_words(trained, corpus):
+    """After the last (here the only) epoch's validation: one heatmap per top-3 word, different
+    from word to word, their words and weights as text, and the word-weight chart."""
+    [events] = event_files(trained.output)
+    pictures, captions = images(events), texts(events)
+    assert set(pictures) == VALIDATION_IMAGES and set(captions) == VALIDATION_TEXTS
+    assert all([step for step, _ in pictures[tag]] == [1] for tag in VALIDATION_IMAGES)
+    heatmaps = [pictures[tag][0][1] for tag in WORD_HEATMAPS]
+    assert all(heatmap.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and heatmap.std() > 0 for heatmap in heatmaps)
+    assert not any(np.array_equal(first, second) for first, second in zip(heatmaps, heatmaps[1:]))
+
+    [(step, caption)] = captions["validation/word_heatmap/text_summary"]
+    report = load_datalist(corpus / "datalist.json", "validation")[0]["report"].lower()
+    rows = [line.split("|")[1:4] for line in caption.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(rank) for rank, _, _ in rows] == [1, 2, 3]
+    assert all(word.strip() in report for _, word, _ in rows)
+    weights = [float(weight) for _, _, weight in rows]
+    assert weights == sorted(weights, reverse=True) and weights[-1] > 0
+    [(_, chart)] = pictures["validation/word_weights"]
+    assert chart.shape[0] >= 3 * 14 and len(np.unique(chart.reshape(-1, 3), axis=0)) > 2
 
 
 def test_resume_continues_from_last_checkpoint(trained, corpus, tmp_path):
@@ -463,6 +499,9 @@ def test_multi_process_training_writes_only_from_rank_zero(trained, corpus, tmp_
     assert len(files) == 1
     iterations = math.ceil(len(load_datalist(corpus / "datalist.json", "training")) / 2) // 4
     assert [step for step, _ in scalars(files[0])["train/loss"]] == list(range(1, iterations + 1))
+    # the word heatmaps come from rank 0 alone, once per validation
+    pictures = images(files[0])
+    assert set(pictures) == VALIDATION_IMAGES and all([step for step, _ in pictures[tag]] == [1] for tag in VALIDATION_IMAGES)
 
 
 def test_network_matches_metadata_and_exports_to_torchscript(trained, tmp_path):

@@ -190,6 +190,7 @@ def test_evaluate_scores_every_pair_with_the_pretrained_scorer(corpus, checkpoin
     write_datalist(tmp_path / "twins.json", {"test": pairs})
     result = run_bundle(tmp_path, corpus, checkpoint, "inference", "evaluate", pair_datalist=tmp_path / "twins.json")
     assert succeeded(result)
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))  # evaluation only: no TensorBoard (docs/tensorboard.md)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "class_retrieval: P@1=" in result.stdout and "pair_retrieval: R@1=" in result.stdout
 

@@ -29,6 +29,7 @@ from bundle_testing import (
     assert_metadata_valid,
     bundle_config_files,
     event_files,
+    images,
     load_checkpoint,
     monai_bundle,
     scalars,
@@ -56,6 +57,8 @@ SMALL = {
     "cache_rate": 0,
     "train#trainer#max_epochs": 1,
 }
+# MONAI's TensorBoardImageHandler tags: the input, the label and the overlay of label and prediction
+OVERLAY_IMAGES = {"input_0_HW_0", "input_1_HW_0", "output_CHW"}
 ENCODER_PREFIX = "image_encoder.features."  # the pretraining checkpoint's ResNet ...
 UNET_ENCODER_PREFIX = "encoder."  # ... and the same ResNet inside the U-Net
 
@@ -117,6 +120,24 @@ def trained(corpus, pretraining, tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(result=result, models=run_dir / "models", output=run_dir / "eval", iterations=iterations)
 
 
+def assert_overlay_images(event_file: Path) -> dict[str, np.ndarray]:
+    """One validation's input, label and overlay at step 1, network-sized: the overlay is the input
+    in grey where there is neither label nor prediction, and green-tinted wherever the label is.
+    Returns the three images by tag."""
+    pictures = images(event_file)
+    assert set(pictures) == OVERLAY_IMAGES
+    [[(step, image)], [(_, label)], [(_, overlay)]] = [pictures[tag] for tag in sorted(OVERLAY_IMAGES)]
+    assert step == 1 and image.shape == label.shape == overlay.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert image.std() > 0
+    red, green, blue = (overlay[..., channel].astype(int) for channel in range(3))
+    truth = label[..., 0] > 127
+    assert np.all(green[truth] - blue[truth] >= 126)
+    assert np.array_equal(green[~truth], blue[~truth])
+    grey = ~truth & (red == blue)
+    assert grey.any() and np.array_equal(overlay[grey][:, 0], image[grey][:, 0])
+    return {"input_0_HW_0": image, "input_1_HW_0": label, "output_CHW": overlay}
+
+
 def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pretraining):
     assert succeeded(trained.result)
     assert sorted(path.name for path in trained.models.iterdir()) == ["model.pt"]
@@ -141,6 +162,7 @@ def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pr
     for name in ("val_mean_dice", "val_dice_nonempty"):
         [(epoch, value)] = logged[name]
         assert epoch == 1 and 0 <= value <= 1
+    assert_overlay_images(events)
 
 
 def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, pretraining, tmp_path):  # noqa: F811 (the imported fixture)
@@ -177,6 +199,11 @@ def test_evaluation_scores_its_own_checkpoint(trained, corpus, tmp_path):
     logged = scalars(event_files(trained.output)[0])
     assert report["mean_dice"] == pytest.approx(logged["val_mean_dice"][0][1], abs=1e-6)
     assert report["dice_nonempty"] == pytest.approx(logged["val_dice_nonempty"][0][1], abs=1e-6)
+    [events] = event_files(tmp_path / "eval")
+    evaluated = scalars(events)
+    assert set(evaluated) == {"mean_dice", "dice_nonempty"}
+    assert all(evaluated[name] == [(1, pytest.approx(report[name], abs=1e-6))] for name in evaluated)
+    assert_overlay_images(events)
     with (tmp_path / "eval" / "mean_dice_raw.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     validation = load_datalist(corpus / "datalist.json", "validation")
@@ -300,6 +327,11 @@ def test_evaluation_aligns_labels_with_png_and_dicom_images(l_shaped_files, tmp_
     with (output / "mean_dice_raw.csv").open() as handle:
         dice = [float(row["mean"]) for row in csv.DictReader(handle)]
     assert dice[:2] == [1.0, 1.0] and dice[2] < 0.5
+    # TensorBoard shows the first item: prediction = label = the L, so the overlay's L is yellow
+    [events] = event_files(output)
+    overlay = assert_overlay_images(events)["output_CHW"].astype(int)
+    on_the_l = overlay[..., 1] - overlay[..., 2] >= 126
+    assert on_the_l.sum() > 100 and np.array_equal(overlay[on_the_l][:, 0], overlay[on_the_l][:, 1])
 
 
 def test_inference_writes_masks_of_the_trained_network_for_image_only_items(trained, corpus, tmp_path):

@@ -78,6 +78,7 @@ def trained_model(checkpoint: Path) -> RECLFModel:
 def test_evaluate_five_classes(corpus, checkpoint, tmp_path):
     result = run_bundle(tmp_path, corpus, "inference", "evaluate", pretrained_checkpoint=checkpoint)
     assert succeeded(result)
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))  # evaluation only: no TensorBoard (docs/tensorboard.md)
     assert f"loaded weights from {checkpoint} (aggregation reclf, backbone resnet18, img_size {IMAGE_SIZE})" in result.stdout
     items = load_datalist(corpus / "zeroshot_5xN.json", "test")
     columns, rows = read_probabilities(tmp_path)

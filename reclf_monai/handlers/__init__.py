@@ -1,11 +1,14 @@
-"""Ignite handlers that MONAI does not offer: training scalars, non-finite loss, resuming, embedding export."""
+"""Ignite handlers that MONAI does not offer: training scalars, word heatmaps, non-finite loss, resuming,
+embedding export; segmentation overlays for MONAI's ``TensorBoardImageHandler``."""
 
 from .checkpoints import BestModelRecord, ResumeScheduleHorizon, last_checkpoint
 from .embedding_writer import EmbeddingCollector, write_embeddings
 from .non_finite_loss import StopOnNonFiniteLoss
 from .probability_writer import ProbabilityWriter
 from .report_rankings import FeatureCollector, write_report_rankings
+from .segmentation_overlay import mask_overlay, segmentation_overlays
 from .training_scalars import TrainingScalarsHandler
+from .word_heatmaps import WordHeatmapWriter
 
 __all__ = [
     "BestModelRecord",
@@ -15,7 +18,10 @@ __all__ = [
     "ResumeScheduleHorizon",
     "StopOnNonFiniteLoss",
     "TrainingScalarsHandler",
+    "WordHeatmapWriter",
     "last_checkpoint",
+    "mask_overlay",
+    "segmentation_overlays",
     "write_embeddings",
     "write_report_rankings",
 ]

@@ -19,9 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, h, w) heatmaps of image i and phrase i (paired, not all pairs) from the model's features
-    (``encode_image`` / ``encode_text``); row-major patches, so (0, 0) is the top-left patch."""
+def word_attention_maps(
+    model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word weights alpha (B, T) and word-to-region attention maps a (B, T, h, w) of image i and
+    text i (paired, not all pairs) from the model's features (``encode_image`` / ``encode_text``);
+    row-major patches, so (0, 0) is the top-left patch. Both are 0 at the padding."""
     model = getattr(model, "module", model)
     matching = model.local_matching
     if matching is None:
@@ -31,7 +34,7 @@ def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], t
     if text_features["tokens"].shape[0] != count:
         raise ValueError(f"{count} images but {text_features['tokens'].shape[0]} phrases: grounding pairs image i with phrase i")
     importance = text_features.get("cls_attention")
-    maps = []
+    weights, maps = [], []
     for index in range(count):
         details = matching.match_details(
             image_features["patches"][index : index + 1],
@@ -39,9 +42,21 @@ def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], t
             text_features["word_mask"][index : index + 1],
             None if importance is None else importance[index : index + 1],
         )
-        weights, attention = details["token_weights"][0, 0], details["attention"][0, 0]  # (T,), (T, P)
-        maps.append((weights[:, None] * attention).sum(0).view(height, width))
-    return torch.stack(maps)
+        attention = details["attention"][0, 0]  # (T, P)
+        weights.append(details["token_weights"][0, 0])
+        maps.append(attention.view(attention.shape[0], height, width))
+    return torch.stack(weights), torch.stack(maps)
+
+
+def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, h, w) heatmaps H = sum_t alpha_t a_t of image i and phrase i (see :func:`word_attention_maps`)."""
+    weights, maps = word_attention_maps(model, image_features, text_features)
+    return (weights[..., None, None] * maps).sum(1)
+
+
+def upsample_heatmaps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) patch-grid maps -> (B, C, *size), bilinear with patch centres on pixel centres."""
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False).as_subclass(torch.Tensor)
 
 
 @torch.no_grad()
@@ -52,5 +67,4 @@ def phrase_heatmap(
     images (B, 1, H, W) and their phrases' token ids (B, T)."""
     model = getattr(model, "module", model)
     maps = phrase_heatmaps(model, model.encode_image(image), model.encode_text(input_ids, attention_mask))
-    heatmaps = F.interpolate(maps[:, None], size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)
-    return heatmaps.as_subclass(torch.Tensor)
+    return upsample_heatmaps(maps[:, None], image.shape[-2:])
