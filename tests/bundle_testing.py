@@ -133,3 +133,16 @@ def write_tiny_pretraining_checkpoint(path: Path, aggregation: str = "reclf", im
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "network_settings": NetworkSettings(model).state_dict()}, path)
     return path
+
+
+def with_centred_logits(network: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """An untrained segmentation network (in eval mode) whose masks are neither blank nor full:
+    its logits all lie on one side of 0, so its head's bias is shifted to put half of a random
+    image's pixels in the foreground."""
+    network.eval()
+    head_bias = [parameter for name, parameter in network.named_parameters() if name.endswith("bias")][-1]
+    image_size = network.settings["image_encoder"]["img_size"]
+    with torch.no_grad():
+        logits = network(torch.rand(1, 1, image_size, image_size, generator=torch.Generator().manual_seed(seed)))
+        head_bias -= logits.median()
+    return network

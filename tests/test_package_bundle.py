@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from test_segmentation_bundle import run_in_process
 
-from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded
+from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, with_centred_logits
 
 from reclf_monai.networks import PretrainedUNet
 
@@ -55,16 +55,6 @@ def save_checkpoint(path: Path, network: PretrainedUNet, weights: dict | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": network.state_dict() if weights is None else weights, "network_settings": network.settings}, path)
     return path
-
-
-def centred(network: PretrainedUNet) -> PretrainedUNet:
-    """An untrained U-Net's logits all lie on one side of 0, so its masks would be blank: shift the
-    head's bias to put half of a random image's pixels in the foreground."""
-    network.eval()
-    with torch.no_grad():
-        logits = network(torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1)))
-        network.segmentation_head[0].bias -= logits.median()
-    return network
 
 
 def source_files() -> set[str]:
@@ -111,7 +101,7 @@ def download(bundle_dir: Path, url: str) -> Path:
 def released(tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("release")
     torch.manual_seed(0)
-    weights = save_checkpoint(folder / "weights" / "model.pt", centred(unet()))
+    weights = save_checkpoint(folder / "weights" / "model.pt", with_centred_logits(unet()))
     assert package_bundle.main([NAME, "--weights", str(weights), "--output_dir", str(folder / "dist")]) == 0
     zip_file = folder / "dist" / f"{NAME}_v{VERSION}.zip"
     with http_server(zip_file.parent) as (url, requests), ThreadPoolExecutor(2) as downloads:  # two CLI starts at once

@@ -35,7 +35,6 @@ from bundle_testing import (
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
-from reclf_monai.phantom import build_corpus
 
 BUNDLE = BUNDLES / "reclf_pretrain"
 CONFIGS = BUNDLE / "configs"
@@ -97,12 +96,9 @@ def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """80 IU reports: 49 training, 6 validation, 24 test items, one zero-shot image per class."""
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    summary = build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=80, workers=1)
-    assert summary.zero_shot_per_class >= 1
-    return folder
+def corpus(pretraining_corpus) -> Path:
+    """80 IU reports (tests/conftest.py), shared with the multi-node test."""
+    return pretraining_corpus
 
 
 @pytest.fixture(scope="module")
@@ -485,17 +481,18 @@ def test_inference_embeds_image_only_and_report_only_items(trained, corpus, tmp_
     np.testing.assert_allclose(np.linalg.norm(embeddings["image_embedding"], axis=1), 1.0, atol=1e-5)
 
 
-def test_multi_process_training_writes_only_from_rank_zero(trained, corpus, tmp_path):
-    result = run_bundle(tmp_path, corpus, "train", "multi_gpu_train", processes=2, batch_size=4)
+def test_multi_process_training_writes_only_from_rank_zero(trained, two_process_pretraining):
+    """torchrun --standalone --nproc_per_node 2, 4 items per rank and step (tests/conftest.py)."""
+    result, corpus, run_dir = two_process_pretraining.result, two_process_pretraining.corpus, two_process_pretraining.run_dir
     assert succeeded(result)
-    models = tmp_path / "models"
+    models = run_dir / "models"
     assert sorted(path.name for path in models.iterdir()) == ["checkpoint_epoch=1.pt", "model.pt"]
     # DDP's wrapper is not in the saved names: evaluation and export read these checkpoints as they are
     best, single_process = load_checkpoint(models / "model.pt"), load_checkpoint(trained.models / "model.pt")
     assert best.keys() == single_process.keys() == BEST_MODEL_KEYS
     assert best["model"].keys() == single_process["model"].keys()
     assert best["network_settings"] == single_process["network_settings"]
-    files = event_files(tmp_path / "eval")
+    files = event_files(run_dir / "eval")
     assert len(files) == 1
     iterations = math.ceil(len(load_datalist(corpus / "datalist.json", "training")) / 2) // 4
     assert [step for step, _ in scalars(files[0])["train/loss"]] == list(range(1, iterations + 1))

@@ -19,8 +19,6 @@ import pytest
 import torch
 from ignite.engine import Engine
 from monai.bundle import ConfigParser, ConfigWorkflow
-from monai.inferers import SimpleInferer
-from monai.transforms import Compose, SaveImaged
 from PIL import Image
 from test_prepare_rsna_siim import siim, write_dicom  # noqa: F401 (siim: the SIIM fixture as Kaggle ships it)
 
@@ -353,44 +351,6 @@ def test_inference_writes_masks_of_the_trained_network_for_image_only_items(trai
     with torch.no_grad():
         logits = network(chest_xray_transforms(image_size=IMAGE_SIZE)({"image": png})["image"][None])
     np.testing.assert_array_equal(written[png], np.where(torch.sigmoid(logits)[0, 0].numpy() >= 0.5, 255, 0))
-
-
-def test_inference_json_is_servable_by_monai_label_as_it_is(trained, corpus, tmp_path):
-    """What MONAI Label 0.8.5's BundleInferTask does with a bundle folder (monailabel/tasks/infer/
-    bundle.py, basic_infer.py), step by step: inference.json alone with bundle_root set to the
-    folder; network_def built, models/model.pt loaded with ``checkpoint.get("model", checkpoint)``
-    strictly; preprocessing as a list; SimpleInferer on the batched image, first output; the
-    postprocessing without SaveImaged. Its writer needs a 2-D array for a PNG, cast to uint8."""
-    bundle = tmp_path / "reclf_segmentation"
-    (bundle / "configs").mkdir(parents=True)
-    (bundle / "models").mkdir()
-    (bundle / "configs" / "inference.json").write_bytes((CONFIGS / "inference.json").read_bytes())
-    (bundle / "models" / "model.pt").write_bytes((trained.models / "model.pt").read_bytes())
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser.config.update({"bundle_root": str(bundle)})
-
-    network = parser.get_parsed_content("network_def", instantiate=True)
-    checkpoint = torch.load(bundle / "models" / "model.pt", map_location="cpu")
-    network.load_state_dict(checkpoint.get("model", checkpoint), strict=True)
-    network.eval()
-    preprocessing = parser.get_parsed_content("preprocessing", instantiate=True)
-    postprocessing = parser.get_parsed_content("postprocessing", instantiate=True)
-    assert isinstance(preprocessing, Compose) and isinstance(postprocessing, Compose)
-    postprocessing = [step for step in postprocessing.transforms if not isinstance(step, SaveImaged)]
-
-    image = str(real_chest_dicom())
-    data = {"image": image, "image_path": image, "result_dtype": "uint8"}
-    for step in preprocessing.transforms:
-        data = step(data)
-    with torch.no_grad():
-        data["pred"] = SimpleInferer()(data["image"][None], network)[0]
-    for step in postprocessing:
-        data = step(data)
-    pred = np.asarray(data["pred"])
-    assert pred.shape == read_display_intensities(image).shape == tuple(data["image"].meta["spatial_shape"])
-    assert set(np.unique(pred)) <= {0, 1}
-    assert data["result_dtype"] == "uint8"
 
 
 def test_workflows_have_monai_properties_and_a_random_baseline(trained, corpus, tmp_path):
