@@ -12,7 +12,9 @@ InfoNCE local loss:
 
 Memory is the growth of the process's peak resident set size (getrusage ru_maxrss) from just
 before the first forward pass to the end: what the scorer and its backward pass add on top of
-the inputs, allocator caching included.
+the inputs, allocator caching included. On a GPU (`--device cuda`, the default `auto` picks it
+when torch sees one) it is the growth of ``torch.cuda.max_memory_allocated`` over the same span,
+and times are taken after ``torch.cuda.synchronize()``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def parse_args(argv=None):
         "--checkpoint_chunks", action="store_true", help="recompute each chunk in backward (less memory, more time)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N")
     parser.add_argument("--variants", nargs="+", default=["reference", "lse", "reclf"], choices=VARIANTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -52,6 +55,42 @@ def parse_args(argv=None):
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def resolve_device(name: str):
+    """The torch device for `--device`; an error that says why when CUDA was asked for and is absent."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: this torch ({torch.__version__}) sees no CUDA device")
+    return device
+
+
+class PeakMemory:
+    """Peak memory growth in MiB from construction on: host RSS, or the GPU's allocated memory."""
+
+    def __init__(self, device):
+        import torch
+
+        self.cuda = torch.cuda if device.type == "cuda" else None
+        if self.cuda:
+            self.cuda.synchronize(device)
+            self.cuda.reset_peak_memory_stats(device)
+            self.device, self.start = device, self.cuda.memory_allocated(device)
+        else:
+            self.start = peak_rss_mb()
+
+    def growth_mb(self) -> float:
+        if self.cuda:
+            return (self.cuda.max_memory_allocated(self.device) - self.start) / 2**20
+        return peak_rss_mb() - self.start
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            self.cuda.synchronize(self.device)
 
 
 def run_worker(args) -> dict:
@@ -74,6 +113,8 @@ def run_worker(args) -> dict:
     positions = torch.arange(tokens)
     word_mask = (positions >= 1) & (positions <= lengths[:, None])
     importance = torch.rand(batch, tokens, generator=generator)
+    device = resolve_device(args.device)
+    patches, words, word_mask, importance = (tensor.to(device) for tensor in (patches, words, word_mask, importance))
     loss_function = SymmetricInfoNCE()
     temp3 = 10.0  # GLoRIA's local logit scale; 1 / tau_local for the other aggregations
 
@@ -87,21 +128,24 @@ def run_worker(args) -> dict:
             args.worker,
             memory_budget_mb=args.memory_budget_mb,
             checkpoint_chunks=args.checkpoint_chunks,
-        )
+        ).to(device)
         repeats, warm_ups = args.repeats, 1
 
-    rss_before = peak_rss_mb()
+    memory = PeakMemory(device)
     forward_times, total_times = [], []
     for run in range(warm_ups + repeats):
         features = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+        memory.synchronize()
         start = time.perf_counter()
         if args.worker == "reference":
             similarity = scorer(*features, word_mask)
         else:
             similarity = scorer(*features, word_mask, importance)
         loss = loss_function(temp3 * similarity)
+        memory.synchronize()
         forward_end = time.perf_counter()
         loss.backward()
+        memory.synchronize()
         end = time.perf_counter()
         if run >= warm_ups:
             forward_times.append(forward_end - start)
@@ -112,8 +156,10 @@ def run_worker(args) -> dict:
         "forward_s": statistics.median(forward_times),
         "total_s": statistics.median(total_times),
         "runs": repeats,
-        "peak_rss_growth_mb": peak_rss_mb() - rss_before,
+        "peak_memory_growth_mb": memory.growth_mb(),
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "memory_kind": "GPU max_memory_allocated" if device.type == "cuda" else "peak RSS",
     }
 
 
@@ -137,14 +183,14 @@ def main(argv=None) -> int:
         f"local loss forward + backward, B={args.batch_size} D={args.embed_dim} regions={args.grid}x{args.grid} "
         f"T={args.max_tokens} (reports of {args.min_words}..{args.max_tokens - 2} words), "
         f"memory budget {args.memory_budget_mb:g} MiB{' with checkpointed chunks' if args.checkpoint_chunks else ''}, "
-        f"{results[args.variants[0]]['threads']} torch threads, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs"
+        f"{results[args.variants[0]]['threads']} torch threads, {results[args.variants[0]]['device']}"
     )
-    print(f"{'variant':<18}{'fwd s':>9}{'fwd+bwd s':>11}{'runs':>6}{'loss':>12}{'peak RSS +MiB':>15}")
+    memory_kind = results[args.variants[0]]["memory_kind"]
+    print(f"{'variant':<18}{'fwd s':>9}{'fwd+bwd s':>11}{'runs':>6}{'loss':>12}{memory_kind + ' +MiB':>30}")
     for name, result in results.items():
         print(
             f"{name:<18}{result['forward_s']:>9.2f}{result['total_s']:>11.2f}{result['runs']:>6}"
-            f"{result['loss']:>12.6f}{result['peak_rss_growth_mb']:>15.0f}"
+            f"{result['loss']:>12.6f}{result['peak_memory_growth_mb']:>30.0f}"
         )
     if "reference" in results and "lse" in results:
         reference, lse = results["reference"], results["lse"]

@@ -1,0 +1,35 @@
+"""scripts/benchmark_local_matching.py at a toy size: it prints one row per variant with the
+device it measured, and refuses a CUDA device that torch does not see."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_local_matching.py"
+TOY = ["--batch_size", "3", "--embed_dim", "8", "--grid", "2", "--max_tokens", "7", "--min_words", "2", "--repeats", "1"]
+
+
+def benchmark(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *TOY, *arguments], capture_output=True, text=True, timeout=300)
+
+
+def test_toy_run_reports_every_variant_and_the_loop_agreement():
+    result = benchmark("--device", "cpu", "--variants", "reference", "lse", "reclf")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split() and line.split()[0] in ("reference", "lse", "reclf")}
+    assert set(rows) == {"reference", "lse", "reclf"}
+    assert "peak RSS +MiB" in result.stdout and "CPUs" in result.stdout
+    relative = float(result.stdout.split("loss relative difference ")[1].split()[0])
+    assert relative < 1e-5  # lse is GLoRIA's loop, computed for all pairs at once
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused_with_a_reason():
+    result = benchmark("--device", "cuda", "--variants", "lse")
+    assert result.returncode != 0
+    assert "--device cuda: this torch" in result.stderr and "sees no CUDA device" in result.stderr
