@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_segmentation_bundle import IMAGE_SIZE, real_chest_dicom, run_bundle
+from test_segmentation_bundle import IMAGE_SIZE, real_chest_dicom, run_in_process
 
-from bundle_testing import succeeded, with_centred_logits
+from bundle_testing import with_centred_logits
 
 from reclf_monai.data import ToXYOrderd, load_datalist
 from reclf_monai.data.image_loading import read_display_intensities
@@ -123,14 +123,12 @@ def server(server_environment, images, weights, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle_masks(images, weights, tmp_path_factory) -> dict[str, np.ndarray]:
-    """The bundle's own inference.json (the monai.bundle CLI) with the same weights: 0/255 masks."""
+    """The bundle's own inference.json with the same weights (a MONAI workflow in this process;
+    the CLI path is tested in test_segmentation_bundle): 0/255 masks."""
     run_dir = tmp_path_factory.mktemp("bundle_inference")
-    (run_dir / "models").mkdir()
-    (run_dir / "models" / "model.pt").write_bytes(weights.read_bytes())
     datalist = run_dir / "images.json"
     datalist.write_text(json.dumps({"test": [{"image": str(path)} for path in images.values()]}))
-    result = run_bundle(run_dir, "inference", infer_datalist=datalist, num_workers=0)
-    assert succeeded(result)
+    run_in_process(["inference.json"], ckpt_dir=weights.parent, infer_datalist=datalist, output_dir=run_dir / "eval")
     return {kind: np.asarray(Image.open(run_dir / "eval" / f"{path.stem}_mask.png")) for kind, path in images.items()}
 
 
