@@ -41,9 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--min_words", type=int, default=10, help="shortest report, in words")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each fast variant (after one warm-up)")
     parser.add_argument("--reference_repeats", type=int, default=1, help="timed runs of the slow reference")
-    parser.add_argument("--memory_budget_mb", type=float, default=4096.0, help="LocalMatching chunking budget")
     parser.add_argument(
-        "--checkpoint_chunks", action="store_true", help="recompute each chunk in backward (less memory, more time)"
+        "--memory_budget_mb", type=float, default=512.0, help="LocalMatching block budget (default: the model's)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N")
@@ -127,7 +126,6 @@ def run_worker(args) -> dict:
             args.embed_dim,
             args.worker,
             memory_budget_mb=args.memory_budget_mb,
-            checkpoint_chunks=args.checkpoint_chunks,
         ).to(device)
         repeats, warm_ups = args.repeats, 1
 
@@ -182,7 +180,7 @@ def main(argv=None) -> int:
     print(
         f"local loss forward + backward, B={args.batch_size} D={args.embed_dim} regions={args.grid}x{args.grid} "
         f"T={args.max_tokens} (reports of {args.min_words}..{args.max_tokens - 2} words), "
-        f"memory budget {args.memory_budget_mb:g} MiB{' with checkpointed chunks' if args.checkpoint_chunks else ''}, "
+        f"memory budget {args.memory_budget_mb:g} MiB, "
         f"{results[args.variants[0]]['threads']} torch threads, {results[args.variants[0]]['device']}"
     )
     memory_kind = results[args.variants[0]]["memory_kind"]

@@ -46,6 +46,17 @@ def test_from_settings_rebuilds_the_same_network(tmp_path):
         torch.testing.assert_close(rebuilt(image), model(image))
 
 
+def test_checkpoints_with_a_retired_setting_still_rebuild_and_load(tmp_path):
+    """Checkpoints written before block recomputation became the default carry `checkpoint_chunks`."""
+    model = tiny_model("lse")
+    settings = NetworkSettings(model).state_dict()
+    path = tmp_path / "old.pt"
+    torch.save({"model": model.state_dict(), "network_settings": {**settings, "checkpoint_chunks": True}}, path)
+    rebuilt = RECLFModel.from_settings(read_network_settings(path))
+    load_pretrained_weights(rebuilt, path)
+    torch.testing.assert_close(rebuilt.state_dict(), model.state_dict())
+
+
 def test_aggregations_with_the_same_parameter_names_are_told_apart(tmp_path):
     mean, lse = tiny_model("mean"), tiny_model("lse")
     assert mean.state_dict().keys() == lse.state_dict().keys()  # weights alone would load silently

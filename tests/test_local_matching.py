@@ -25,8 +25,10 @@ def make_batch(seed=0, batch=B, tokens=T):
     return patches, words, word_mask, importance
 
 
-def test_lse_equals_gloria_formula_in_loss_and_gradients():
+@pytest.mark.parametrize("shortest", [6, 1], ids=["padded", "one_word_report"])
+def test_lse_equals_gloria_formula_in_loss_and_gradients(shortest):
     patches, words, word_mask, _ = make_batch()
+    word_mask[1, shortest + 1 :] = False
     temp3 = 10.0
     loss = SymmetricInfoNCE()
     inputs_fast = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
@@ -83,7 +85,7 @@ def test_chunked_equals_unchunked(aggregation):
     torch.manual_seed(0)
     whole = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)
     _perturb_zero_initialised_layers(whole)
-    chunked = LocalMatching(D, aggregation, match_dim=8, relation_heads=2, memory_budget_mb=1e-6, checkpoint_chunks=True)
+    chunked = LocalMatching(D, aggregation, match_dim=8, relation_heads=2, memory_budget_mb=1e-6)
     chunked.load_state_dict(whole.state_dict())
     assert chunked.images_per_chunk(B, T, P) == 1
 
@@ -219,8 +221,8 @@ def test_bf16_autocast_gives_finite_scores_and_gradients_with_padding_kept_out(a
 
     features = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        details = matching.match_details(*features, word_mask, importance)
-    scores = details["similarity"].float()
+        scores = matching(*features, word_mask, importance).float()  # the training path
+        details = matching.match_details(patches, words, word_mask, importance)
     F.cross_entropy(scores[:, :2].T, torch.arange(2)).backward()
 
     assert torch.isfinite(scores).all()

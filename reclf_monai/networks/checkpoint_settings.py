@@ -22,11 +22,14 @@ from reclf_monai.data.errors import DataError
 
 SETTINGS_KEY = "network_settings"
 WEIGHTS_KEY = "model"
+# Settings of earlier versions that no longer exist; checkpoints holding them still load.
+# `checkpoint_chunks`: the local scorer now always recomputes its blocks in the backward pass.
+RETIRED_SETTINGS = frozenset({"checkpoint_chunks"})
 # Settings that change neither the weights nor the outputs: how much memory the local scorer may
 # use, which layers train, and where the text encoder's files lie on this machine.
-NOT_COMPARED = frozenset(
-    {"memory_budget_mb", "checkpoint_chunks", "text_encoder.freeze_layers", "text_encoder.model_name_or_path", "freeze_encoder"}
-)
+NOT_COMPARED = RETIRED_SETTINGS | {
+    "memory_budget_mb", "text_encoder.freeze_layers", "text_encoder.model_name_or_path", "freeze_encoder"
+}
 
 logger = logging.getLogger("reclf.checkpoint")
 

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from reclf_monai.networks.checkpoint_settings import RETIRED_SETTINGS
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.image_encoder import ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
@@ -38,7 +39,7 @@ class RECLFModel(nn.Module):
             them (clamped to [0.01, 1]). For `lse` the local scale is GLoRIA's fixed temp3.
         gloria_temp1, gloria_temp2, gloria_temp3: GLoRIA's temperatures (4, 5, 10) for `lse`.
         attention_temperature, match_dim, relation_layers, relation_heads, relation_dropout,
-        memory_budget_mb, checkpoint_chunks: see :class:`~reclf_monai.networks.LocalMatching`.
+        memory_budget_mb: see :class:`~reclf_monai.networks.LocalMatching`.
 
     ``settings`` holds every argument that shapes the model, the encoders' ``settings`` included;
     checkpoints carry it (:mod:`reclf_monai.networks.checkpoint_settings`) and
@@ -66,7 +67,6 @@ class RECLFModel(nn.Module):
         gloria_temp2: float = 5.0,
         gloria_temp3: float = 10.0,
         memory_budget_mb: float = 512.0,
-        checkpoint_chunks: bool = False,
     ):
         super().__init__()
         if aggregation not in AGGREGATIONS:
@@ -92,7 +92,6 @@ class RECLFModel(nn.Module):
             "gloria_temp2": gloria_temp2,
             "gloria_temp3": gloria_temp3,
             "memory_budget_mb": memory_budget_mb,
-            "checkpoint_chunks": checkpoint_chunks,
             "image_encoder": dict(image_encoder.settings),
             "text_encoder": dict(text_encoder.settings),
         }
@@ -113,7 +112,6 @@ class RECLFModel(nn.Module):
                 gloria_temp1=gloria_temp1,
                 gloria_temp2=gloria_temp2,
                 memory_budget_mb=memory_budget_mb,
-                checkpoint_chunks=checkpoint_chunks,
             )
             if aggregation == "lse":
                 self.local_temperature = Temperature(1.0 / gloria_temp3, learnable=False)
@@ -129,7 +127,7 @@ class RECLFModel(nn.Module):
         The text encoder is built from its configuration only (its pretrained weights would be
         overwritten by the checkpoint's anyway).
         """
-        model_settings = dict(settings)
+        model_settings = {key: value for key, value in settings.items() if key not in RETIRED_SETTINGS}
         image_encoder = ImageEncoder(**model_settings.pop("image_encoder"))
         text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=False)
         return cls(image_encoder, text_encoder, **model_settings)
@@ -143,15 +141,17 @@ class RECLFModel(nn.Module):
         """`tokens` (B, T, D), `global` (B, D), `word_mask` (B, T) (+ `cls_attention` when used)."""
         return self.text_encoder(input_ids, attention_mask)
 
+    def global_similarity(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cosine of the global embeddings (B_img, B_txt): the cheap part of :meth:`similarity`."""
+        return F.normalize(image_features["global"], dim=-1) @ F.normalize(text_features["global"], dim=-1).T
+
     def similarity(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Unscaled scores of every image against every report (or class prompt):
         `global` cosine (B_img, B_txt) and, unless `global_only`, `local` S (B_img, B_txt).
 
         The same scorer serves training, zero-shot classification (prompts as reports) and retrieval.
         """
-        scores = {
-            "global": F.normalize(image_features["global"], dim=-1) @ F.normalize(text_features["global"], dim=-1).T
-        }
+        scores = {"global": self.global_similarity(image_features, text_features)}
         if self.local_matching is not None:
             scores["local"] = self.local_matching(
                 image_features["patches"],
@@ -175,6 +175,11 @@ class RECLFModel(nn.Module):
         """
         scores = self.similarity(image_features, text_features)
         return sum(scores[name] / tau for name, tau in self.temperatures().items())
+
+    def global_pair_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The global term of :meth:`pair_logits` alone (cosine / tau_global), from the `global`
+        features only: cheap enough for every pair of a large set, so a shortlist ranks by it."""
+        return self.global_similarity(image_features, text_features) / self.global_temperature()
 
     def contrastive_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The loss inputs: `global_logits` (+ `local_logits`) and the temperatures (detached).
