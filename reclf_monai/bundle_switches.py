@@ -4,7 +4,8 @@
 only ``False`` into a bool), and any non-empty string is true in Python: ``--load_pretrain false``
 would silently evaluate the trained network. Every switch in the bundle configs goes through
 :func:`switch_on`, which accepts booleans, 0/1 and the usual words, and refuses anything else.
-File settings that may be off (no pretraining checkpoint) go through :func:`optional_path`.
+File settings that may be off (no pretraining checkpoint) go through :func:`optional_path`, other
+settings that may be off (``--shortlist_k null``: exact all-pairs scoring) through :func:`optional_setting`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,20 @@ def switch_on(value: Any, name: str) -> bool:
 NONE_WORDS = frozenset({"none", "null"})
 
 
-def optional_path(value: Any, name: str) -> str | None:
-    """A file setting that may be switched off: None for None or the word none/null (any case).
+def optional_setting(value: Any) -> Any:
+    """None for None or the word none/null (any case), else `value` unchanged (its user checks it).
 
     ``python -m monai.bundle run --pretrained_checkpoint None`` never reaches the config: MONAI
-    drops overrides whose value is None, so the default file would be used instead. The word
-    ``none`` passes through as a string and is read here as "no file".
+    drops overrides whose value is None, so the default would be used instead. The word ``none``
+    (or ``null``) passes through as a string and is read here as "off".
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS):
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS) else value
+
+
+def optional_path(value: Any, name: str) -> str | None:
+    """A file setting that may be switched off (:func:`optional_setting`): None means "no file"."""
+    value = optional_setting(value)
+    if value is None:
         return None
     if isinstance(value, str) and not value.strip():
         raise ValueError(f"--{name} is empty; give a file, or none for no file")

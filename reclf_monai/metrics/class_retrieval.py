@@ -3,7 +3,7 @@
 Every image is a query over the texts and every text a query over the images; a retrieved item is
 relevant when its class equals the query's (:func:`~reclf_monai.metrics.class_precision_at_k`).
 Pairs are scored with the model's own scorer (``RECLFModel.pair_logits``: global + local), as in
-:class:`~reclf_monai.metrics.RetrievalMetric`.
+:class:`~reclf_monai.metrics.RetrievalMetric`, on every pair or on a global shortlist.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import nn
 
 from .contrastive_evaluation import concat_feature_batches, detached_features, encode_class_prompts, score_all_pairs
 from .retrieval import class_precision_at_k
+from .shortlist import check_shortlist_k
 
 TEXT_SOURCES = ("reports", "prompts")
 
@@ -38,6 +39,9 @@ class ClassRetrievalMetric(Metric):
         prompts, tokenize: the class prompts and a callable mapping ``{"report": text}`` to token
             ids (``TokenizeReportd``); `prompts` only.
         output_transform: evaluator output -> (features dict, integer classes (B,)).
+        shortlist_k: None scores every pair exactly; k scores exactly only the global shortlist of
+            k per image and per text (:func:`~reclf_monai.metrics.score_all_pairs`), exact for every
+            P@K with K <= k.
 
     ``compute`` returns `i2t_P@K`, `t2i_P@K`, their mean `P@K` and `P_mean` (the mean of `P@K`
     over the Ks), cached until the next reset.
@@ -53,6 +57,7 @@ class ClassRetrievalMetric(Metric):
         ks: Sequence[int] = (1, 5, 10),
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
         device: Any = "cpu",
+        shortlist_k: Optional[int] = None,
     ):
         if text_source not in TEXT_SOURCES:
             raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
@@ -68,6 +73,7 @@ class ClassRetrievalMetric(Metric):
         self.prompts = None if prompts is None else {name: list(prompts[name]) for name in self.class_names}
         self.tokenize = tokenize
         self.ks = tuple(ks)
+        self.shortlist_k = check_shortlist_k(shortlist_k)
         super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
@@ -102,14 +108,22 @@ class ClassRetrievalMetric(Metric):
                 texts, text_classes = concat_feature_batches(self._texts), image_classes
             else:
                 texts, text_classes = encode_class_prompts(self.network, self.prompts, self.class_names, self.tokenize)
-            logits = score_all_pairs(self.network, concat_feature_batches(self._images), texts)
-            image_to_text = class_precision_at_k(logits, image_classes, text_classes, self.ks)
-            text_to_image = class_precision_at_k(logits.T, text_classes, image_classes, self.ks)
-            result = {}
-            for k in self.ks:
-                result[f"i2t_P@{k}"] = image_to_text[f"P@{k}"]
-                result[f"t2i_P@{k}"] = text_to_image[f"P@{k}"]
-                result[f"P@{k}"] = (result[f"i2t_P@{k}"] + result[f"t2i_P@{k}"]) / 2
-            result["P_mean"] = sum(result[f"P@{k}"] for k in self.ks) / len(self.ks)
-            self._result = result
+            logits = score_all_pairs(self.network, concat_feature_batches(self._images), texts, shortlist_k=self.shortlist_k)
+            self._result = class_retrieval_precision(logits, image_classes, text_classes, self.ks)
         return self._result
+
+
+def class_retrieval_precision(
+    logits: torch.Tensor, image_classes: torch.Tensor, text_classes: torch.Tensor, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """What :class:`ClassRetrievalMetric` reports for an (N_images, N_texts) score matrix: `i2t_P@K`,
+    `t2i_P@K`, their mean `P@K` and `P_mean`; a function too, so tools can score a matrix they hold."""
+    image_to_text = class_precision_at_k(logits, image_classes, text_classes, ks)
+    text_to_image = class_precision_at_k(logits.T, text_classes, image_classes, ks)
+    result = {}
+    for k in ks:
+        result[f"i2t_P@{k}"] = image_to_text[f"P@{k}"]
+        result[f"t2i_P@{k}"] = text_to_image[f"P@{k}"]
+        result[f"P@{k}"] = (result[f"i2t_P@{k}"] + result[f"t2i_P@{k}"]) / 2
+    result["P_mean"] = sum(result[f"P@{k}"] for k in ks) / len(ks)
+    return result

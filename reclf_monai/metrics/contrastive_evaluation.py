@@ -4,12 +4,14 @@ Retrieval and zero-shot classification compare every image with every report (or
 which needs the features of the whole set, not per-batch outputs. These metrics accumulate the
 features an evaluator produces and score all pairs at the end with
 ``RECLFModel.pair_logits`` (global cosine / tau_global + local S / tau_local), chunked over images.
+Retrieval may score only a global shortlist exactly (`shortlist_k`, :mod:`.shortlist`); zero-shot
+classification scores a handful of prompts, always exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 from ignite.metrics import Metric
@@ -17,6 +19,7 @@ from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
 from .retrieval import retrieval_recall_at_k
+from .shortlist import check_shortlist_k, score_shortlisted_pairs
 from .zero_shot import mean_over_prompts, zero_shot_classification_metrics
 
 
@@ -38,13 +41,24 @@ def detached_features(features: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 
 @torch.no_grad()
-def score_all_pairs(network: nn.Module, image_features: Mapping, text_features: Mapping, images_per_chunk: int = 64) -> torch.Tensor:
-    """(N_images, N_texts) combined logits, computed on the network's device in image chunks."""
+def score_all_pairs(
+    network: nn.Module, image_features: Mapping, text_features: Mapping, images_per_chunk: int = 64, shortlist_k: Optional[int] = None
+) -> torch.Tensor:
+    """(N_images, N_texts) combined logits on the CPU, computed on the network's device.
+
+    `shortlist_k` None scores every pair exactly, in image chunks. A number k scores exactly only
+    the pairs of the global shortlist (each image's k best texts and each text's k best images by
+    the global term) and gives every other pair -inf (:mod:`.shortlist`); k at least the smaller
+    of N_images and N_texts shortlists every pair, so that is the exact computation.
+    """
     model = _unwrap(network)
+    count = next(iter(image_features.values())).shape[0]
+    text_count = next(iter(text_features.values())).shape[0]
+    if check_shortlist_k(shortlist_k) is not None and shortlist_k < min(count, text_count):
+        return score_shortlisted_pairs(model, image_features, text_features, shortlist_k)
     device = next(model.parameters()).device
     texts = {key: value.to(device) for key, value in text_features.items()}
     rows = []
-    count = next(iter(image_features.values())).shape[0]
     for start in range(0, count, images_per_chunk):
         chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
         rows.append(model.pair_logits(chunk, texts).float().cpu())
@@ -86,7 +100,9 @@ class RetrievalMetric(Metric):
     :func:`reclf_monai.data.mark_duplicate_reports`'s `report_group` under `label`). ``compute``
     returns a dict (`i2t_R@K`, `t2i_R@K`, `R@K`, `R_mean`); ignite adds each key to
     ``engine.state.metrics``. The result is cached until the next reset, so a ``MetricsLambda`` on
-    it (e.g. the key metric) costs nothing more.
+    it (e.g. the key metric) costs nothing more. `shortlist_k`: None scores every pair exactly; k
+    scores exactly only the global shortlist of k per image and per text (:func:`score_all_pairs`),
+    which leaves every Recall@K with K <= k computed from exact scores among the candidates.
     """
 
     def __init__(
@@ -95,9 +111,11 @@ class RetrievalMetric(Metric):
         ks: Sequence[int] = (1, 5, 10),
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
         device: Any = "cpu",
+        shortlist_k: Optional[int] = None,
     ):
         self.network = network
         self.ks = tuple(ks)
+        self.shortlist_k = check_shortlist_k(shortlist_k)
         super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
@@ -124,7 +142,9 @@ class RetrievalMetric(Metric):
         if self._result is None:
             if not self._images:
                 raise RuntimeError("RetrievalMetric needs at least one batch before compute()")
-            logits = score_all_pairs(self.network, concat_feature_batches(self._images), concat_feature_batches(self._texts))
+            logits = score_all_pairs(
+                self.network, concat_feature_batches(self._images), concat_feature_batches(self._texts), shortlist_k=self.shortlist_k
+            )
             result = retrieval_recall_at_k(logits, self.ks, torch.cat(self._groups))
             result["R_mean"] = sum(result[f"R@{k}"] for k in self.ks) / len(self.ks)
             self._result = result
