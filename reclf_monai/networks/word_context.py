@@ -96,9 +96,18 @@ def _per_image_product(attention: torch.Tensor, matrices: torch.Tensor) -> torch
     return product
 
 
+def _by_image(tensor: torch.Tensor) -> torch.Tensor:
+    """(m, L, n, K) -> an (n, m*L, K) view, for batched products over images without a copy."""
+    return tensor.flatten(0, 1).transpose(0, 1)
+
+
 def projected_context(attention: torch.Tensor, patch_match: torch.Tensor) -> torch.Tensor:
-    """m_jti = sum_p a_jtip v'_ip: (m, L, n, d_m) from attention (m, L, n, P) and v' (n, P, d_m)."""
-    return _per_image_product(attention, patch_match)
+    """m_jti = sum_p a_jtip v'_ip: (m, L, n, d_m) from attention (m, L, n, P) and v' (n, P, d_m).
+
+    One batched product over images; the result's memory is image-major, the order the caller
+    wants next (its (m, L, n, d_m) shape is a view)."""
+    m, length = attention.shape[:2]
+    return torch.bmm(_by_image(attention), patch_match).unflatten(1, (m, length)).movedim(0, 2)
 
 
 class WordContextScores(torch.autograd.Function):
@@ -143,8 +152,9 @@ class WordContextScores(torch.autograd.Function):
             grad_attention.addcmul_(t.sims, grad_dot[..., None])
             grad_patch_match = None
             if patch_match is not None and grad_contexts is not None:
-                grad_attention += _per_image_product(grad_contexts, patch_match.transpose(1, 2))
-                grad_patch_match = torch.einsum("jtip,jtik->ipk", t.attention, grad_contexts)
+                grad_by_image = _by_image(grad_contexts)
+                _by_image(grad_attention).baddbmm_(grad_by_image, patch_match.transpose(1, 2))
+                grad_patch_match = torch.bmm(_by_image(t.attention).transpose(1, 2), grad_by_image)
             # softmax over regions: dz = a (da - sum_p a da)
             grad_logits = grad_attention.sub_((grad_attention * t.attention).sum(-1, keepdim=True)).mul_(t.attention)
             if form.gloria_temp1 is not None:
