@@ -252,10 +252,10 @@ def test_inference_ranks_each_images_reports(corpus, checkpoint, tmp_path):
     items = [{"image": str(real_chest_dicom())}, {"report": test_items[0]["report"]}, *test_items[1:3]]
     datalist = tmp_path / "mixed.json"
     datalist.write_text(json.dumps({"test": items}))
-    result = run_bundle(tmp_path, corpus, checkpoint, "inference", infer_datalist=datalist, top_k=5)
+    result = run_bundle(tmp_path, corpus, checkpoint, "inference", infer_datalist=datalist, top_k=5, shortlist_k=2)
     assert succeeded(result)
     rankings = json.loads((tmp_path / "eval" / "rankings_test.json").read_text())
-    assert rankings["top_k"] == 5
+    assert rankings["top_k"] == 5 and rankings["shortlist_k"] == 5  # the shortlist widened to top_k: here every pair
     assert [entry["item"] for entry in rankings["images"]] == [0, 2, 3]
     assert [Path(entry["image"]) for entry in rankings["images"]] == [real_chest_dicom(), *(Path(item["image"]) for item in test_items[1:3])]
     model = pretrained_model(checkpoint)
