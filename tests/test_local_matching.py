@@ -39,10 +39,11 @@ def test_lse_equals_gloria_formula_in_loss_and_gradients(shortest):
     fast.backward()
     reference.backward()
 
-    assert torch.allclose(fast, reference, rtol=1e-4, atol=0)
+    # 1e-5 relative: float32 sums in another order differ by about 1e-6 here
+    assert torch.allclose(fast, reference, rtol=1e-5, atol=0)
     for mine, theirs in zip(inputs_fast, inputs_ref):
         assert theirs.grad.abs().max() > 0
-        assert torch.allclose(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+        assert (mine.grad - theirs.grad).norm() <= 1e-5 * theirs.grad.norm()
 
 
 def test_shapes_for_unequal_image_and_report_counts():
