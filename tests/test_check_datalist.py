@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from reclf_monai.data import DataError, check_datalist_items, datalist_splits, drop_unreadable_items, load_datalist
+from sample_files import real_chest_dicom
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -34,12 +35,6 @@ def write_png(path: Path, seed: int) -> Path:
     pixels = np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE), dtype=np.uint8)
     Image.fromarray(pixels).save(path)
     return path
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ trained run is shared by the evaluation, inference and export tests.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -42,6 +41,7 @@ from reclf_monai.data.preparation.covidx import CLASS_NAMES as COVIDX_CLASSES
 from reclf_monai.data.preparation.covidx import prepare_covidx
 from reclf_monai.networks import ImageClassifier
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, build_corpus
+from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_classification"
 CONFIGS = BUNDLE / "configs"
@@ -248,12 +248,6 @@ def test_evaluation_refuses_a_checkpoint_or_data_that_does_not_fit(trained, corp
         workflow.initialize()
     message = f"{tmp_path / 'reordered.json'}: class_names ['Nodule', 'Pleural Effusion', 'Opacity', 'Cardiomegaly', 'Atelectasis'] differ"
     assert str(first_data_error(raised.value)).startswith(message)
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 def test_inference_json_alone_writes_probabilities_of_png_and_dicom_images(trained, corpus, tmp_path):

@@ -4,7 +4,6 @@ workflow through MONAI's bundle CLI on a tiny IU-Phantom with a tiny pretraining
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -36,6 +35,7 @@ from reclf_monai.data.preparation.rsna_pneumonia import SEGMENTATION_DATALIST, p
 from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
 from reclf_monai.networks import LocalMatching, RECLFModel, phrase_heatmap, phrase_heatmaps, settings_differences
 from reclf_monai.phantom import build_corpus
+from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_grounding"
 CONFIGS = BUNDLE / "configs"
@@ -284,12 +284,6 @@ def test_evaluate_on_rsna_boxes_with_the_phrase_pneumonia(rsna, corpus, checkpoi
     assert set(metrics) == {"all", "pneumonia"}
     assert metrics["all"]["findings"] == positives >= 1
     assert 0 <= metrics["all"]["pointing_game"] <= 1 and math.isfinite(metrics["all"]["cnr"])
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 def test_inference_writes_an_overlay_and_a_nifti_per_image_and_phrase(corpus, checkpoint, tmp_path):

@@ -1,6 +1,4 @@
-import importlib.util
 import pickle
-from pathlib import Path
 
 import nibabel
 import numpy as np
@@ -14,6 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.image_loading import chest_xray_transforms, read_display_intensities, read_image_2d
+from sample_files import real_chest_dicom
 
 torch.set_num_threads(1)
 
@@ -61,14 +60,6 @@ def stretched(array):
 def ramp(rows, cols, scale=1, dtype=np.uint8):
     """A pattern that changes along both axes, so a transpose or flip cannot go unnoticed."""
     return ((np.arange(rows)[:, None] * 7 + np.arange(cols)[None, :] * 3) % 200 * scale).astype(dtype)
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    path = Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
-    assert path.is_file(), path
-    return path
 
 
 # --- formats --------------------------------------------------------------------------------

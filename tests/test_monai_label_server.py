@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_segmentation_bundle import IMAGE_SIZE, real_chest_dicom, run_in_process
+from sample_files import real_chest_dicom
+from test_segmentation_bundle import IMAGE_SIZE, run_in_process
 
 from bundle_testing import with_centred_logits
 

@@ -6,7 +6,6 @@ takes seconds; one trained run is shared by the evaluation, inference, resume an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -35,6 +34,7 @@ from bundle_testing import (
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
+from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_pretrain"
 CONFIGS = BUNDLE / "configs"
@@ -447,12 +447,6 @@ def test_inference_writes_normalised_embeddings(trained, corpus, tmp_path):
         np.testing.assert_allclose(np.linalg.norm(embeddings[f"{kind}_embedding"], axis=1), 1.0, atol=1e-5)
         assert embeddings[f"{kind}_item"].tolist() == list(range(len(test_items)))
     assert [Path(name).name for name in embeddings["image"]] == [Path(item["image"]).name for item in test_items]
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 def test_inference_embeds_image_only_and_report_only_items(trained, corpus, tmp_path):

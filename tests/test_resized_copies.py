@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_check_datalist import real_chest_dicom
+from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.resized_copies import write_resized_copies

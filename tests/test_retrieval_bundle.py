@@ -4,7 +4,6 @@ tiny pretraining checkpoint (64-pixel images, 32-d embeddings)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,6 +58,7 @@ SIMILARITY = torch.tensor(
         [0.1, 0.25, 0.6, 0.5],  # 2 3 1 0: 1 1 0 0
     ]
 )
+from sample_files import real_chest_dicom
 CLASSES = torch.tensor([0, 0, 1, 1])
 
 
@@ -238,12 +238,6 @@ def test_evaluate_on_chexpert_5x200_with_prompts_and_on_mimic_test(real_data_for
     assert len(load_datalist(real_data_formats.mimic, "test")) == 2
     assert all(0 <= value <= 1 for value in metrics["pair_retrieval"].values())
     assert metrics["pair_retrieval"]["R@10"] == 1.0  # K above the set size finds everything
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 def test_inference_ranks_each_images_reports(corpus, checkpoint, tmp_path):

@@ -8,7 +8,6 @@ evaluation, inference and export tests.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -40,6 +39,7 @@ from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.siim_pneumothorax import prepare_siim_pneumothorax
 from reclf_monai.networks import PretrainedUNet
 from reclf_monai.phantom import build_corpus
+from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_segmentation"
 CONFIGS = BUNDLE / "configs"
@@ -83,12 +83,6 @@ def l_shaped_mask(rows: int = 128, columns: int = 96) -> np.ndarray:
     mask[10:80, 20:30] = 255
     mask[70:80, 30:62] = 255
     return mask
-
-
-def real_chest_dicom() -> Path:
-    spec = importlib.util.find_spec("data_store")
-    assert spec is not None, "pydicom-data (data_store) must be installed: see requirements-demo.txt"
-    return Path(spec.origin).parent / "data" / "RG1_UNCI.dcm"
 
 
 # A network whose logits are +1 where the preprocessed image is bright and -1 elsewhere: the

@@ -25,7 +25,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 from test_prepare_chexpert import row, train_rows, write_csv
-from test_pretrain_bundle import real_chest_dicom
+from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
