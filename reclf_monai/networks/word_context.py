@@ -90,7 +90,7 @@ def block_terms(
 def _per_image_product(attention: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """(m, L, n, P) @ (n, P, Q) per image, written in the (m, L, n, Q) layout (one matrix product
     per image: as fast as a batched product here, and no transposed copy for what follows)."""
-    product = attention.new_empty(*attention.shape[:3], matrices.shape[-1])
+    product = attention.new_empty((*attention.shape[:3], matrices.shape[-1]))
     for image, matrix in enumerate(matrices):
         product[:, :, image] = attention[:, :, image] @ matrix
     return product
