@@ -96,12 +96,12 @@ def build_tasks(args: argparse.Namespace, image_size: int, datalist: Path) -> li
     checkpoint, data = str(Path(args.checkpoint).resolve()), Path(args.dataset_dir).resolve()
     common = {"dataset_dir": str(data), "num_workers": args.num_workers}
 
-    def whole_model(extra: dict[str, Any], configs=("inference.json", "evaluate.json"), run_id="run"):
+    def whole_model(extra: dict[str, Any], run_id="run"):
         def steps(encoder: str, folder: Path) -> list[Step]:
             overrides = {**common, **extra, "pretrained_checkpoint": checkpoint, "output_dir": str(folder)}
             if encoder == "random":
                 overrides["load_pretrain"] = False
-            return [Step(list(configs), overrides, run_id)]
+            return [Step(["inference.json", "evaluate.json"], overrides, run_id)]
 
         return steps
 
