@@ -29,8 +29,9 @@ Aggregations (the ablation key; `global_only` lives in the model, which then has
   - `reclf`: s~ from SRM, alpha = IRM(SRM(m), word).
 
 Padding: every quantity is masked by `word_mask`, so appending padding tokens never changes a score.
-Word contexts and SRM run on reports grouped by length, each group cut after its longest report,
-so short reports and prompts do not pay for the longest report's length.
+Everything per word (word contexts, matching embeddings, SRM, IRM) runs on reports grouped by
+length, each group cut after its longest report, so short reports and prompts do not pay for the
+longest report's length.
 """
 
 from __future__ import annotations
@@ -158,7 +159,20 @@ class LocalMatching(nn.Module):
             patches = F.normalize(patches, dim=-1)
             words = F.normalize(words, dim=-1)
         patch_match = self.patch_to_match(patches) if self.uses_matching_embeddings else None
-        scores, contexts, attention = self._word_contexts(patches, words, word_mask, patch_match, keep_details)
+        gram = patches @ patches.transpose(1, 2)
+        word_norm = words.norm(dim=-1)
+
+        def match_group(reports: torch.Tensor, length: int):
+            group_words, group_mask = words[reports, :length], word_mask[reports, :length]
+            scores, contexts, attention = self._word_contexts(
+                patches, gram, group_words, word_norm[reports, :length], group_mask, patch_match, keep_details
+            )
+            weights = None
+            if self.uses_matching_embeddings:
+                scores, weights = self._relate(scores, contexts, group_words, group_mask)
+            return scores, weights, attention
+
+        scores, relation_weights, attention = by_length_groups(word_mask, match_group)
         mask = word_mask.expand_as(scores)
         details = {"token_scores": scores, "attention": attention}
 
@@ -168,79 +182,66 @@ class LocalMatching(nn.Module):
             details["token_weights"] = masked_softmax(sharpened, mask)
             return details
 
-        if self.aggregation == "fixed_importance":
+        if relation_weights is not None:
+            weights = relation_weights
+        elif self.aggregation == "fixed_importance":
             importance = word_importance.detach() * word_mask
             weights = importance / importance.sum(-1, keepdim=True).clamp_min(torch.finfo(importance.dtype).tiny)
             weights = weights.expand_as(scores)
         else:
             weights = mask / mask.sum(-1, keepdim=True).clamp_min(1)
-        if self.uses_matching_embeddings:
-            matchings = self.matching_embedding(torch.cat([self.word_to_match(words) * contexts, scores[..., None]], dim=-1))
-            identity = self.word_identity(words).expand_as(matchings)
-            if self.srm is not None:
-                matchings, correction = self._relate_semantically(matchings, identity, word_mask)
-                scores = scores + correction
-            if self.irm is not None:
-                weights = self.irm(matchings, identity, mask)
-        details.update(similarity=(weights * scores).sum(-1), token_scores=scores, token_weights=weights)
+        details.update(similarity=(weights * scores).sum(-1), token_weights=weights)
         return details
 
     def _word_contexts(
         self,
         patches: torch.Tensor,
+        gram: torch.Tensor,
         words: torch.Tensor,
+        word_norm: torch.Tensor,
         word_mask: torch.Tensor,
         patch_match: Optional[torch.Tensor],
         keep_attention: bool,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Scores s (B_img, B_txt, T), projected contexts (B_img, B_txt, T, d_m) when `patch_match`
-        is given, and the attention (B_img, B_txt, T, P) when `keep_attention`; 0 past each group's
-        length. Blocks: reports grouped by length x images under the memory budget."""
-        gram = patches @ patches.transpose(1, 2)
-        word_norm = words.norm(dim=-1)
+        """For one length group of reports (m, L, D): scores s (B_img, m, L), projected contexts
+        (B_img, m, L, d_m) when `patch_match` is given, and the attention (B_img, m, L, P) when
+        `keep_attention`. Blocks of images under the memory budget."""
         recompute = torch.is_grad_enabled() and not keep_attention
+        chunk = self.images_per_chunk(words.shape[0], words.shape[1], patches.shape[1])
+        blocks = []
+        for start in range(0, patches.shape[0], chunk):
+            images = slice(start, start + chunk)
+            block_match = None if patch_match is None else patch_match[images]
+            block = (patches[images], gram[images], words, word_norm, word_mask)
+            if recompute:
+                blocks.append((*WordContextScores.apply(*block, block_match, self.attention_form), None))
+                continue
+            terms = block_terms(*block, self.attention_form)
+            contexts = None if block_match is None else projected_context(terms.attention, block_match)
+            blocks.append((terms.scores, contexts, terms.attention if keep_attention else None))
+        # (m, L, n, ...) blocks, images along dim 2 -> (n, m, L, ...)
+        return tuple(None if column[0] is None else torch.cat(column, 2).movedim(2, 0) for column in zip(*blocks))
 
-        def score_group(reports: torch.Tensor, length: int):
-            group_words, group_norm = words[reports, :length], word_norm[reports, :length]
-            group_mask = word_mask[reports, :length]
-            chunk = self.images_per_chunk(len(reports), length, patches.shape[1])
-            blocks = []
-            for start in range(0, patches.shape[0], chunk):
-                images = slice(start, start + chunk)
-                block_match = None if patch_match is None else patch_match[images]
-                block = (patches[images], gram[images], group_words, group_norm, group_mask)
-                if recompute:
-                    blocks.append((*WordContextScores.apply(*block, block_match, self.attention_form), None))
-                    continue
-                terms = block_terms(*block, self.attention_form)
-                contexts = None if block_match is None else projected_context(terms.attention, block_match)
-                blocks.append((terms.scores, contexts, terms.attention if keep_attention else None))
-            # (m, L, n, ...) blocks, images along dim 2 -> (n, m, L, ...)
-            return tuple(
-                None if column[0] is None else torch.cat(column, 2).movedim(2, 0) for column in zip(*blocks)
-            )
+    def _relate(
+        self, scores: torch.Tensor, contexts: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Matching embeddings of one length group's pairs, then SRM and IRM on them.
 
-        return by_length_groups(word_mask, score_group)
-
-    def _relate_semantically(
-        self, matchings: torch.Tensor, identity: torch.Tensor, word_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """SRM over the matchings of every (image, report) pair (n, B_txt, T, d_m), by length group.
-
-        Returns the enhanced matchings and the score corrections (n, B_txt, T), zero past each group's length.
+        scores (n, m, L), contexts (n, m, L, d_m), words (m, L, D), word_mask (m, L). Returns the
+        scores s~ (SRM's corrections added) and IRM's weights (None without IRM).
         """
-        images, _, _, dim = matchings.shape
-
-        def relate_group(reports: torch.Tensor, length: int):
-            pairs = images * len(reports)
+        matchings = self.matching_embedding(torch.cat([self.word_to_match(words) * contexts, scores[..., None]], dim=-1))
+        identity = self.word_identity(words).expand_as(matchings)
+        images, reports, length, dim = matchings.shape
+        mask = word_mask.expand(images, -1, -1)
+        if self.srm is not None:
+            pairs = images * reports
             enhanced, correction = self.srm(
-                matchings[:, reports, :length].reshape(pairs, length, dim),
-                identity[:, reports, :length].reshape(pairs, length, dim),
-                word_mask[reports, :length].expand(images, -1, -1).reshape(pairs, length),
+                matchings.reshape(pairs, length, dim), identity.reshape(pairs, length, dim), mask.reshape(pairs, length)
             )
-            return enhanced.view(images, len(reports), length, dim), correction.view(images, len(reports), length)
-
-        return by_length_groups(word_mask, relate_group)
+            matchings, scores = enhanced.view(images, reports, length, dim), scores + correction.view(images, reports, length)
+        weights = None if self.irm is None else self.irm(matchings, identity, mask)
+        return scores, weights
 
     def images_per_chunk(self, num_reports: int, num_tokens: int, num_patches: int) -> int:
         """How many images fit the memory budget for one reports x tokens x P float32 block each."""
