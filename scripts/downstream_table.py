@@ -153,36 +153,53 @@ def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
     return {"path": str(checkpoint.resolve()), "bytes": status.st_size, "modified_ns": status.st_mtime_ns}
 
 
-def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, float]:
-    """Run the task's steps for one encoder (or reuse a finished record with the same settings,
-    checkpoint file included)."""
-    from monai.bundle import run
-
-    steps = task.steps(encoder, folder)
-    settings = {"checkpoint": checkpoint_identity(checkpoint), "runs": [step.__dict__ for step in steps]}
+def finished_record(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, Any] | None:
+    """The record (figures, seconds) of a finished run in `folder` with the settings these
+    arguments give, checkpoint file included; None when the run has to be done."""
     record = folder / RECORD
     if record.exists():
         previous = json.loads(record.read_text())
-        if previous.get("settings") == settings:
-            print(f"[downstream] {task.name} / {encoder}: reusing {record}", flush=True)
-            return previous["figures"]
+        if previous.get("settings") == run_settings(task, encoder, folder, checkpoint):
+            return previous
+    return None
+
+
+def run_settings(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, Any]:
+    return {"checkpoint": checkpoint_identity(checkpoint), "runs": [step.__dict__ for step in task.steps(encoder, folder)]}
+
+
+def run_step(bundle: str, step: Step) -> None:
+    """One bundle run in this process, as ``python -m monai.bundle run`` would do it."""
+    from monai.bundle import run
+
+    root = ROOT / "bundles" / bundle
+    files = [str(root / "configs" / name) for name in step.configs]
+    run(
+        run_id=step.run_id,
+        config_file=files if len(files) > 1 else files[0],
+        logging_file=str(root / "configs" / "logging.conf"),
+        bundle_root=str(root),
+        **step.overrides,
+    )
+
+
+def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, float]:
+    """Run the task's steps for one encoder (or reuse a finished record with the same settings,
+    checkpoint file included)."""
+    previous = finished_record(task, encoder, folder, checkpoint)
+    if previous is not None:
+        print(f"[downstream] {task.name} / {encoder}: reusing {folder / RECORD}", flush=True)
+        return previous["figures"]
+    settings = run_settings(task, encoder, folder, checkpoint)
     folder.mkdir(parents=True, exist_ok=True)
-    bundle = ROOT / "bundles" / task.bundle
     start = time.time()
-    for step in steps:
-        files = [str(bundle / "configs" / name) for name in step.configs]
-        run(
-            run_id=step.run_id,
-            config_file=files if len(files) > 1 else files[0],
-            logging_file=str(bundle / "configs" / "logging.conf"),
-            bundle_root=str(bundle),
-            **step.overrides,
-        )
+    for step in task.steps(encoder, folder):
+        run_step(task.bundle, step)
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
     figures = {label: read_figure(metrics, path, metrics_file) for label, path in task.figures}
     seconds = time.time() - start
-    record.write_text(json.dumps({"settings": settings, "figures": figures, "seconds": seconds}, indent=2))
+    (folder / RECORD).write_text(json.dumps({"settings": settings, "figures": figures, "seconds": seconds}, indent=2))
     print(f"[downstream] {task.name} / {encoder}: {figures} in {seconds:.0f} s", flush=True)
     return figures
 

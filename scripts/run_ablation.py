@@ -1,0 +1,465 @@
+#!/usr/bin/env python
+"""The aggregation ablation: every aggregation pretrained with several seeds under one compute
+budget, every downstream task on each checkpoint, one report of mean ± standard deviation.
+
+Why: one pretraining run per aggregation cannot tell the aggregations apart; the differences the
+method claims must stand out of the seed-to-seed spread. So each aggregation (``--modes``, default
+all of ``reclf_monai.networks.AGGREGATIONS``) is pretrained once per seed (``--seeds``, default
+0 1 2) with the same schedule, data and settings, and only ``--aggregation`` and ``--seed``
+differ. The schedule is PRETRAIN_SCHEDULE below (the CPU schedule of scripts/demo.sh);
+``--epochs`` and ``--pretrain_override KEY=VALUE`` change it for every run alike.
+
+Every pretraining run is reclf_pretrain's configs/train.json through ``monai.bundle.run`` in this
+process, in OUTPUT_DIR/pretrain/MODE/seedS (checkpoints in models/, TensorBoard in eval/), with no
+validation (``--val_interval`` past the last epoch: the downstream tasks evaluate). On its last
+checkpoint the downstream bundles run through scripts/downstream_table.py's tasks, each in
+OUTPUT_DIR/downstream/MODE/seedS/TASK: zero-shot five classes and laterality, class-match
+retrieval P@1/5/10, the pointing game once; linear classification and segmentation (frozen
+encoder) once per ``--fractions`` (default 1 %, 10 %, 100 % of the training labels, the same
+labelled subset for every run), in TASK_fFRACTION. Their training seed is the pretraining seed.
+One reference row, the same networks with random weights (downstream seed 0, the architecture of
+the first mode's first-seed checkpoint), shows chance level; it lies in OUTPUT_DIR/downstream/random.
+
+Resumable: a finished cell is never recomputed. A pretraining cell is finished when its record
+(pretrain_run.json: settings, wall time) matches the current settings and its
+checkpoint_epoch=E.pt exists; otherwise the folder is removed and the run starts again from
+scratch. (The bundle's ``--resume true`` continues from the last epoch's checkpoint, but not with
+the same data order and random state as an uninterrupted run of that seed, so a cell's figures
+would depend on whether it had been interrupted; on the two-epoch CPU schedule at most one epoch
+is lost.) A downstream cell is finished when downstream_table's record matches, checkpoint file
+(path, size, modification time) included, so a pretraining run done again is evaluated again.
+
+Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
+the time left (the mean measured time of this invocation's cells of the same kind times the
+cells of that kind still to do). A cell that fails is recorded with its root cause and the
+others go on; the exit status is then 1. At the end ``--report`` (default
+docs/results_ablation.md) gets the command, the machine, the times and one table per task (rows
+the modes and the random reference, cells "mean ± sample std (n=seeds)"), beside it a .json of
+every per-seed figure and a folder of PNG plots (one per task, modes side by side with error
+bars; needs matplotlib).
+
+    python scripts/run_ablation.py --dataset_dir demo_output/iu_phantom --output_dir runs/ablation \\
+        --eval_items 200 --classification_epochs 3 --segmentation_epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from downstream_table import (  # noqa: E402  (a script beside this one, not a package)
+    RECORD,
+    Step,
+    Task,
+    build_tasks,
+    finished_record,
+    root_cause,
+    run_step,
+    run_task,
+    sampled_datalist,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+# The CPU pretraining schedule: mirrors scripts/demo.sh's settings=(...) array and its epochs
+# (keep the two in step). Paths, aggregation, seed and validation are set per run.
+PRETRAIN_SCHEDULE: dict[str, Any] = {
+    "image_size": 128,
+    "embed_dim": 128,
+    "max_length": 96,
+    "batch_size": 32,
+    "freeze_text_layers": 4,
+    "learning_rate": 0.0003,
+    "warmup_epochs": 0.5,
+    "train#trainer#max_epochs": 2,
+}
+EPOCHS_KEY = "train#trainer#max_epochs"
+PER_RUN_KEYS = ("aggregation", "seed", "dataset_dir", "ckpt_dir", "output_dir", "val_interval", "bundle_root")
+PRETRAIN_RECORD = "pretrain_run.json"
+FRACTION_TASKS = ("classification", "segmentation")
+RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
+RANDOM = "random init"
+
+
+@dataclass
+class Cell:
+    """One unit of work: a pretraining run (task "pretrain") or one downstream task on one
+    checkpoint; `mode` is an aggregation or RANDOM."""
+
+    mode: str
+    seed: int
+    task: str
+    fraction: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """Cells of one kind take about the same time: the time-left estimate groups by it."""
+        return self.task if self.fraction is None else f"{self.task}_f{self.fraction:g}"
+
+    def label(self) -> str:
+        return f"{self.mode} seed {self.seed} {self.kind}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from reclf_monai.networks import AGGREGATIONS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset_dir", required=True, help="IU-Phantom folder (datalist.json, zero-shot sets, masks)")
+    parser.add_argument("--output_dir", required=True, help="every run's folder; a rerun reuses what it finished")
+    parser.add_argument("--modes", nargs="+", default=list(AGGREGATIONS), choices=AGGREGATIONS, metavar="MODE", help=f"aggregations (default all: {' '.join(AGGREGATIONS)})")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1, 1.0], help="training-label fractions for classification and segmentation")
+    parser.add_argument("--epochs", type=int, default=None, help=f"pretraining epochs (default {PRETRAIN_SCHEDULE[EPOCHS_KEY]})")
+    parser.add_argument("--pretrain_override", action="append", default=[], type=parse_override, metavar="KEY=VALUE", help="a reclf_pretrain setting for every run (VALUE read as JSON when it is JSON); repeatable")
+    parser.add_argument("--tasks", nargs="+", default=None, help="some of: zeroshot_five zeroshot_laterality classification segmentation retrieval grounding (default: all)")
+    parser.add_argument("--classification_epochs", type=int, default=5)
+    parser.add_argument("--segmentation_epochs", type=int, default=2)
+    parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
+    parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
+    parser.add_argument("--report", default=str(ROOT / "docs" / "results_ablation.md"))
+    args = parser.parse_args(argv)
+    args.pretrain_override = dict(args.pretrain_override)
+    taken = sorted(set(args.pretrain_override) & set(PER_RUN_KEYS))
+    if taken:
+        parser.error(f"--pretrain_override cannot set {taken}: the runner sets them per run")
+    args.modes, args.seeds, args.fractions = (list(dict.fromkeys(values)) for values in (args.modes, args.seeds, args.fractions))
+    if any(not 0 < fraction <= 1 for fraction in args.fractions):
+        parser.error("--fractions must lie in (0, 1]")
+    return args
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE as JSON when it parses (numbers, true, null, lists), else the string."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"--pretrain_override {text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def pretrain_settings(args: argparse.Namespace, cell: Cell, folder: Path) -> dict[str, Any]:
+    """The bundle overrides of one pretraining run: the shared schedule, then this run's own keys."""
+    settings = {**PRETRAIN_SCHEDULE, **args.pretrain_override}
+    if args.epochs is not None:
+        settings[EPOCHS_KEY] = args.epochs
+    epochs = int(settings[EPOCHS_KEY])
+    settings.update(
+        dataset_dir=str(Path(args.dataset_dir).resolve()), aggregation=cell.mode, seed=cell.seed,
+        val_interval=epochs + 1, ckpt_dir=str(folder / "models"), output_dir=str(folder / "eval"),
+    )  # fmt: skip
+    return settings
+
+
+def last_checkpoint(folder: Path, settings: dict[str, Any]) -> Path:
+    return folder / "models" / f"checkpoint_epoch={int(settings[EPOCHS_KEY])}.pt"
+
+
+def pretrain(args: argparse.Namespace, cell: Cell, folder: Path) -> tuple[str, dict[str, Any]]:
+    """Reuse a finished pretraining run or do it from scratch; returns ("reused" or "computed",
+    its record)."""
+    settings = pretrain_settings(args, cell, folder)
+    record_file = folder / PRETRAIN_RECORD
+    if record_file.exists() and last_checkpoint(folder, settings).exists():
+        previous = json.loads(record_file.read_text())
+        if previous.get("settings") == settings:
+            return "reused", previous
+    if folder.exists():  # a killed or older run: its checkpoints must not be taken for this one's
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    start = time.time()
+    run_step("reclf_pretrain", Step(["train.json"], settings))
+    checkpoint = last_checkpoint(folder, settings)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"pretraining finished without writing {checkpoint}")
+    record = {"settings": settings, "checkpoint": str(checkpoint), "seconds": time.time() - start}
+    record_file.write_text(json.dumps(record, indent=2))
+    return "computed", record
+
+
+def downstream_tasks(args: argparse.Namespace, checkpoint: Path, fraction: float, seed: int, image_size: int | None, datalist: Path) -> dict[str, Task]:
+    """downstream_table's tasks for one checkpoint, label fraction and training seed, by key;
+    retrieval reports P@1, P@5 and P@10."""
+    options = argparse.Namespace(**{**vars(args), "checkpoint": str(checkpoint), "data_fraction": fraction, "seed": seed})
+    tasks = {task.key: task for task in build_tasks(options, image_size, datalist)}
+    tasks["retrieval"].figures = list(RETRIEVAL_FIGURES)
+    return tasks
+
+
+def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
+    """Every cell in the order they run: per mode and seed its pretraining, then its downstream
+    tasks; the random-weights reference last."""
+
+    def downstream(mode: str, seed: int) -> list[Cell]:
+        return [Cell(mode, seed, key, fraction) for key in task_keys for fraction in (args.fractions if key in FRACTION_TASKS else [None])]
+
+    cells = []
+    for mode in args.modes:
+        for seed in args.seeds:
+            cells += [Cell(mode, seed, "pretrain"), *downstream(mode, seed)]
+    return cells + downstream(RANDOM, 0)
+
+
+class Progress:
+    """Announces cells and estimates the time left from the cells measured in this invocation."""
+
+    def __init__(self, cells: list[Cell]):
+        self.cells, self.measured = cells, {}
+
+    def announce(self, index: int) -> None:
+        print(f"[ablation] cell {index + 1}/{len(self.cells)}: {self.cells[index].label()} ...", flush=True)
+
+    def finished(self, index: int, status: str, seconds: float | None) -> None:
+        cell = self.cells[index]
+        if status == "reused":
+            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: reused", flush=True)
+        else:
+            if seconds is not None:
+                self.measured.setdefault(cell.kind, []).append(seconds)
+            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}" + (f" in {duration(seconds)}" if seconds is not None else ""), flush=True)
+        print(f"[ablation] time left: {self.time_left(self.cells[index + 1:])}", flush=True)
+
+    def time_left(self, remaining: list[Cell]) -> str:
+        if not remaining:
+            return "none"
+        known = sum(statistics.mean(self.measured[cell.kind]) for cell in remaining if cell.kind in self.measured)
+        unmeasured = sorted({cell.kind for cell in remaining if cell.kind not in self.measured})
+        if len(unmeasured) == len({cell.kind for cell in remaining}):
+            return "unknown (no cell of the remaining kinds measured yet)"
+        if unmeasured:
+            return f"at least {duration(known)} (not measured yet: {', '.join(unmeasured)})"
+        return f"about {duration(known)} ({len(remaining)} cells)"
+
+
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def cell_record(cell: Cell, status: str, figures: dict[str, float | None], seconds: float | None, recorded_seconds: float | None, error: str | None = None) -> dict[str, Any]:
+    """What the report and its JSON keep of a cell; a failed cell's figures are None."""
+    return {
+        "mode": cell.mode, "seed": cell.seed, "task": cell.task, "fraction": cell.fraction, "status": status,
+        "figures": figures, "seconds": seconds, "recorded_seconds": recorded_seconds, "error": error,
+    }  # fmt: skip
+
+
+def column(figure: str, fraction: float | None) -> str:
+    return figure if fraction is None else f"{figure}, {100 * fraction:g} %"
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """task -> row (mode) -> column -> {"values": per-seed figures, "failed": failed seeds}, in
+    the order the records name them; pretraining records carry no figures."""
+    tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for record in records:
+        for figure, value in record["figures"].items():
+            entry = tables.setdefault(record["task"], {}).setdefault(record["mode"], {})
+            entry = entry.setdefault(column(figure, record["fraction"]), {"values": [], "failed": 0})
+            if value is None:
+                entry["failed"] += 1
+            else:
+                entry["values"].append(value)
+    return tables
+
+
+def format_cell(entry: dict[str, Any] | None) -> str:
+    """"mean ± sample std (n=seeds)"; one value alone with n=1; "failed" when no seed finished."""
+    if entry is None:
+        return "-"
+    values, failed = entry["values"], entry["failed"]
+    if not values:
+        return "failed"
+    note = f"n={len(values)}" + (f", {failed} failed" if failed else "")
+    if len(values) == 1:
+        return f"{values[0]:.3f} ({note})"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} ({note})"
+
+
+def columns_of(rows: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    return list(dict.fromkeys(name for row in rows.values() for name in row))
+
+
+def markdown_table(rows: dict[str, dict[str, dict[str, Any]]]) -> str:
+    columns = columns_of(rows)
+    lines = ["| mode | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for mode, row in rows.items():
+        lines.append(f"| {mode} | " + " | ".join(format_cell(row.get(name)) for name in columns) + " |")
+    return "\n".join(lines)
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise SystemExit("run_ablation.py writes its plots with matplotlib, which is not installed: pip install matplotlib (pinned in requirements.txt)") from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], target: Path) -> None:
+    """One group of bars per column, one bar per mode (mean, sample-std error bars; a failed or
+    missing cell leaves a gap)."""
+    plt = pyplot()
+    columns = columns_of(rows)
+    width = 0.8 / max(len(rows), 1)
+    figure, axes = plt.subplots(figsize=(min(14.0, 3.0 + 0.2 * len(columns) * (len(rows) + 1)), 4.0))
+    for index, (mode, row) in enumerate(rows.items()):
+        means, errors = [], []
+        for name in columns:
+            values = (row.get(name) or {}).get("values", [])
+            means.append(statistics.mean(values) if values else math.nan)
+            errors.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+        positions = [position + (index - (len(rows) - 1) / 2) * width for position in range(len(columns))]
+        axes.bar(positions, means, width, yerr=errors, capsize=3, label=mode, color="0.6" if mode == RANDOM else None)
+    axes.set_xticks(range(len(columns)), columns, fontsize=8, rotation=15)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("mean over seeds, bars: sample std")
+    axes.set_title(title)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+
+
+def machine() -> dict[str, Any]:
+    import monai
+    import torch
+
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        lscpu = ""
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), platform.processor() or "unknown")
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "monai": monai.__version__}
+
+
+def pretraining_times(records: list[dict[str, Any]]) -> str:
+    """Per mode, the recorded seconds of its pretraining runs: the same epochs cost each
+    aggregation a different time."""
+    times: dict[str, list[str]] = {}
+    for record in records:
+        if record["task"] == "pretrain" and record["recorded_seconds"] is not None:
+            times.setdefault(record["mode"], []).append(f"{record['recorded_seconds']:.0f}")
+    return "; ".join(f"{mode} {', '.join(seconds)} s" for mode, seconds in times.items()) or "none"
+
+
+def write_report(report: Path, command: str, host: dict[str, Any], wall: float, records: list[dict[str, Any]], titles: dict[str, str]) -> None:
+    """The markdown report, its JSON of per-seed figures and the plots folder beside it."""
+    tables = summarize(records)
+    plots = report.with_suffix("")
+    computed = [record["seconds"] for record in records if record["seconds"] is not None]
+    recorded = [record["recorded_seconds"] for record in records if record["recorded_seconds"] is not None]
+    failed = [record for record in records if record["status"] == "failed"]
+    lines = [
+        "# Aggregation ablation", "",
+        "Written by scripts/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
+        "deviation over the pretraining seeds (n = seeds that finished); the random-init row is the same networks "
+        "with random weights (one run, seed 0).", "",
+        f"- command: `{command}`",
+        f"- machine: {host['cpu']}, {host['cores']} cores; torch {host['torch']}, monai {host['monai']}",
+        f"- wall time of this invocation: {duration(wall)}; its {len(computed)} computed cells took {duration(sum(computed))}, "
+        f"{len(records) - len(computed) - len(failed)} cells were reused",
+        f"- summed recorded time of all {len(recorded)} finished cells (reused ones from earlier invocations, maybe on another machine): {duration(sum(recorded))}",
+        f"- pretraining wall time per run (recorded): {pretraining_times(records)}",
+        f"- failed cells: {len(failed)}", "",
+    ]  # fmt: skip
+    for record in failed:
+        fraction = "" if record["fraction"] is None else f" at {100 * record['fraction']:g} %"
+        lines.append(f"  - {record['mode']} seed {record['seed']} {record['task']}{fraction}: {record['error']}")
+    for task, rows in tables.items():
+        plot(task, titles.get(task, task), rows, plots / f"{task}.png")
+        lines += ["", f"## {titles.get(task, task)}", "", markdown_table(rows), "", f"![{task}]({plots.name}/{task}.png)"]
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
+    report.with_suffix(".json").write_text(json.dumps({"command": command, "machine": host, "wall_seconds": wall, "records": records}, indent=2))
+
+
+def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, int], Path], datalist: Path) -> tuple[str, dict[str, Any]]:
+    """Do (or reuse) one cell; returns its status and record. Raises when the cell fails."""
+    output_dir = Path(args.output_dir).resolve()
+    if cell.task == "pretrain":
+        folder = output_dir / "pretrain" / cell.mode / f"seed{cell.seed}"
+        start = time.time()
+        status, record = pretrain(args, cell, folder)
+        checkpoints[(cell.mode, cell.seed)] = Path(record["checkpoint"])
+        return status, cell_record(cell, status, {}, time.time() - start if status == "computed" else None, record["seconds"])
+    source = (args.modes[0], args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
+    if source not in checkpoints:
+        raise RuntimeError(f"no checkpoint: pretraining {source[0]} seed {source[1]} failed")
+    checkpoint, encoder = checkpoints[source], "random" if cell.mode == RANDOM else "pretrained"
+    image_size = None
+    if encoder == "random":
+        from reclf_monai.networks import image_encoder_settings
+
+        image_size = image_encoder_settings(checkpoint)["img_size"]
+    task = downstream_tasks(args, checkpoint, cell.fraction or 1.0, cell.seed, image_size, datalist)[cell.task]
+    folder = output_dir / "downstream" / ("random" if cell.mode == RANDOM else cell.mode) / f"seed{cell.seed}" / cell.kind
+    previous = finished_record(task, encoder, folder, checkpoint)
+    if previous is not None:
+        return "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
+    start = time.time()
+    figures = run_task(task, encoder, folder, checkpoint)
+    seconds = json.loads((folder / RECORD).read_text())["seconds"]
+    return "computed", cell_record(cell, "computed", figures, time.time() - start, seconds)
+
+
+def main(argv=None) -> int:
+    start = time.time()
+    args = parse_args(argv)
+    pyplot()  # fail now, not after hours of pretraining
+    command = shlex.join(["python", "scripts/run_ablation.py", *(sys.argv[1:] if argv is None else argv)])
+    output_dir = Path(args.output_dir).resolve()
+    (output_dir / "downstream").mkdir(parents=True, exist_ok=True)
+    datalist = Path(args.dataset_dir).resolve() / "datalist.json"
+    if args.eval_items:  # one sample for every cell: the same test images everywhere
+        datalist = sampled_datalist(datalist, output_dir / "downstream", args.eval_items, 0)
+    catalogue = downstream_tasks(args, output_dir / "unused.pt", 1.0, 0, None, datalist)
+    task_keys = args.tasks or list(catalogue)
+    unknown = sorted(set(task_keys) - set(catalogue))
+    if unknown:
+        raise SystemExit(f"unknown tasks {unknown}; choose from {list(catalogue)}")
+    titles = {key: task.name.rsplit(", ", 1)[0] if key in FRACTION_TASKS else task.name for key, task in catalogue.items()}
+
+    cells = plan(args, [key for key in catalogue if key in task_keys])
+    progress, checkpoints, records = Progress(cells), {}, []
+    print(f"[ablation] {len(cells)} cells: modes {' '.join(args.modes)}, seeds {' '.join(map(str, args.seeds))}; output {output_dir}", flush=True)
+    for index, cell in enumerate(cells):
+        progress.announce(index)
+        try:
+            status, record = run_cell(args, cell, checkpoints, datalist)
+        except Exception as error:  # one failing cell must not stop the others
+            cause = root_cause(error)
+            print(f"[ablation] FAILED {cell.label()}: {cause}", file=sys.stderr, flush=True)
+            labels = [] if cell.task == "pretrain" else [label for label, _ in catalogue[cell.task].figures]
+            status, record = "failed", cell_record(cell, "failed", dict.fromkeys(labels), None, None, cause)
+        records.append(record)
+        progress.finished(index, status, record["seconds"])
+
+    report = Path(args.report).resolve()
+    write_report(report, command, machine(), time.time() - start, records, titles)
+    failures = [record for record in records if record["status"] == "failed"]
+    print(f"[ablation] report: {report} ({len(failures)} failed cells)", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

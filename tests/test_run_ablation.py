@@ -1,0 +1,238 @@
+"""scripts/run_ablation.py: aggregations x seeds pretrained with one schedule, downstream tasks on
+each checkpoint, a resumable run and a report of mean ± std.
+
+The runner is called in this process (its imports are a large part of a call) on the tiny
+IU-Phantom of tests/conftest.py with test_pretrain_bundle's tiny settings, pretraining on 8 of
+its training items (one step): two modes, one seed, zero-shot five classes and linear
+classification at one fraction. The mean ± std of several seeds is tested on hand-made records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_ablation.py"
+_spec = importlib.util.spec_from_file_location("run_ablation", SCRIPT)
+ablation_script = importlib.util.module_from_spec(_spec)
+sys.modules["run_ablation"] = ablation_script  # its dataclasses look their module up there
+_spec.loader.exec_module(ablation_script)
+
+MODES = ["global_only", "mean"]
+SEEDS = [0]
+PRETRAINING_ITEMS = 8
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def pretraining_datalist(corpus: Path, folder: Path) -> Path:
+    """The corpus's datalist (absolute paths) with its first PRETRAINING_ITEMS training items."""
+    from reclf_monai.data import load_datalist
+
+    splits = {split: load_datalist(corpus / "datalist.json", split, required_keys=()) for split in ("training", "validation", "test")}
+    splits["training"] = splits["training"][:PRETRAINING_ITEMS]
+    target = folder / "pretraining_datalist.json"
+    target.write_text(json.dumps(splits))
+    return target
+
+
+def run_ablation(corpus: Path, folder: Path, *extra: str) -> SimpleNamespace:
+    """main() with the tiny schedule; returns its exit status and printed output."""
+    from test_pretrain_bundle import SMALL
+
+    settings = {**SMALL, "datalist": str(pretraining_datalist(corpus, folder))}
+    overrides = [argument for key, value in settings.items() for argument in ("--pretrain_override", f"{key}={json.dumps(value)}")]
+    argv = [
+        "--dataset_dir", str(corpus), "--output_dir", str(folder / "runs"), "--report", str(folder / "docs" / "results_ablation.md"),
+        "--modes", *MODES, "--seeds", *map(str, SEEDS), "--tasks", "zeroshot_five", "classification", "--fractions", "0.2",
+        "--classification_epochs", "1", "--eval_items", "6", "--num_workers", "0", *overrides, *extra,
+    ]  # fmt: skip
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        status = ablation_script.main(argv)
+    return SimpleNamespace(status=status, output=output.getvalue())
+
+
+def checkpoint(folder: Path, mode: str, seed: int) -> Path:
+    return folder / "runs" / "pretrain" / mode / f"seed{seed}" / "models" / "checkpoint_epoch=1.pt"
+
+
+def modification_times(folder: Path) -> dict[tuple[str, int], int]:
+    return {(mode, seed): checkpoint(folder, mode, seed).stat().st_mtime_ns for mode in MODES for seed in SEEDS}
+
+
+def table_rows(report: str, title: str) -> dict[str, list[str]]:
+    """The markdown table under `## title`: {mode: cells}, header under ""."""
+    lines = report.split(f"## {title}\n", 1)[1].strip().splitlines()
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows["" if cells[0] == "mode" else cells[0]] = cells[1:]
+    rows.pop("---", None)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def ablation(pretraining_corpus, tmp_path_factory) -> SimpleNamespace:
+    folder = tmp_path_factory.mktemp("ablation")
+    first = run_ablation(pretraining_corpus, folder)
+    return SimpleNamespace(corpus=pretraining_corpus, folder=folder, first=first, report=folder / "docs" / "results_ablation.md")
+
+
+def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
+    assert ablation.first.status == 0, ablation.first.output[-4000:]
+    output = ablation.first.output
+    cells = 2 * 3 + 2  # per mode and seed: pretraining, zero-shot, classification; the random reference
+    assert f"[ablation] cell 1/{cells}: global_only seed 0 pretrain ..." in output
+    estimates = [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith("[ablation] time left: ")]
+    assert len(estimates) == cells and estimates[-1] == "none"
+    assert estimates[0].startswith("at least") and estimates[0].endswith("(not measured yet: classification_f0.2, zeroshot_five)")
+    assert estimates[1].endswith("(not measured yet: classification_f0.2)") and estimates[2].startswith("about")
+    assert "reused" not in output
+
+    records = json.loads(ablation.report.with_suffix(".json").read_text())["records"]
+    downstream = [record for record in records if record["task"] != "pretrain"]
+    assert len(downstream) == 2 * 2 + 2 and all(record["status"] == "computed" for record in records)
+    for record in downstream:
+        assert record["figures"] and all(0.0 <= value <= 1.0 for value in record["figures"].values()), record
+
+    report = ablation.report.read_text()
+    assert "- command: `python scripts/run_ablation.py --dataset_dir" in report and "cores; torch" in report
+    assert "- pretraining wall time per run (recorded): global_only " in report and "; mean " in report
+    rows = table_rows(report, "zero-shot, five classes")
+    assert rows[""] == ["macro AUC", "ACC"] and list(rows)[1:] == [*MODES, "random init"]
+    for mode in MODES:  # the table's cells are the per-seed figures' mean and sample std
+        values = [record["figures"]["macro AUC"] for record in downstream if record["mode"] == mode and record["task"] == "zeroshot_five"]
+        assert rows[mode][0] == f"{values[0]:.3f} (n=1)"
+    assert rows["random init"][0].endswith("(n=1)")
+    classification = table_rows(report, "linear classification")
+    assert classification[""] == ["test macro AUC, 20 %"] and all(classification[mode][0].endswith("(n=1)") for mode in MODES)
+
+    for task in ("zeroshot_five", "classification"):
+        plot = ablation.report.with_suffix("") / f"{task}.png"
+        assert plot.read_bytes().startswith(PNG_SIGNATURE) and f"({plot.parent.name}/{task}.png)" in report
+
+
+def test_every_run_pretrained_its_own_mode_and_seed_on_one_schedule(ablation):
+    assert ablation.first.status == 0
+    import torch
+
+    for mode in MODES:
+        for seed in SEEDS:
+            folder = ablation.folder / "runs" / "pretrain" / mode / f"seed{seed}"
+            settings = json.loads((folder / "pretrain_run.json").read_text())["settings"]
+            assert (settings["aggregation"], settings["seed"], settings["image_size"], settings["val_interval"]) == (mode, seed, 64, 2)
+            stored = torch.load(checkpoint(ablation.folder, mode, seed), map_location="cpu", weights_only=True)
+            assert stored["network_settings"]["aggregation"] == mode
+            assert stored["trainer"]["iteration"] == PRETRAINING_ITEMS // 8  # the schedule reached the bundle
+            assert not (folder / "models" / "model.pt").exists()  # no validation ran
+
+
+def test_second_invocation_reuses_every_cell(ablation):
+    assert ablation.first.status == 0
+    before, report = modification_times(ablation.folder), json.loads(ablation.report.with_suffix(".json").read_text())
+    again = run_ablation(ablation.corpus, ablation.folder)
+    assert again.status == 0, again.output[-4000:]
+    assert again.output.count(": reused\n") == 8 and "[downstream]" not in again.output
+    assert modification_times(ablation.folder) == before
+    assert json.loads(ablation.report.with_suffix(".json").read_text())["records"] == [
+        {**record, "status": "reused", "seconds": None} for record in report["records"]
+    ]
+
+
+def test_a_partially_written_pretraining_cell_is_done_again(ablation):
+    """A pretraining run killed before its record was written: that run and its downstream cells
+    are computed again, every other cell is reused."""
+    assert ablation.first.status == 0
+    before = modification_times(ablation.folder)
+    (ablation.folder / "runs" / "pretrain" / "mean" / "seed0" / "pretrain_run.json").unlink()
+    again = run_ablation(ablation.corpus, ablation.folder)
+    assert again.status == 0, again.output[-4000:]
+    assert "mean seed 0 pretrain: computed" in again.output
+    assert "mean seed 0 zeroshot_five: computed" in again.output and "mean seed 0 classification_f0.2: computed" in again.output
+    assert again.output.count(": reused\n") == 8 - 3
+    after = modification_times(ablation.folder)
+    assert after[("mean", 0)] != before[("mean", 0)] and after[("global_only", 0)] == before[("global_only", 0)]
+
+
+def test_a_failing_pretraining_fails_its_cells_and_the_exit_status(pretraining_corpus, tmp_path):
+    result = run_ablation(pretraining_corpus, tmp_path, "--modes", "global_only", "--seeds", "0", "--pretrain_override", "backbone=no_such_backbone")
+    assert result.status == 1
+    assert "FAILED global_only seed 0 pretrain: ValueError: unknown backbone 'no_such_backbone'" in result.output
+    report = (tmp_path / "docs" / "results_ablation.md").read_text()
+    assert "- failed cells: 5" in report  # pretraining, its two downstream cells, the two of the reference
+    rows = table_rows(report, "zero-shot, five classes")
+    assert rows["global_only"] == ["failed", "failed"] and rows["random init"] == ["failed", "failed"]
+
+
+def _record(mode, seed, figures, task="classification", fraction=0.1, status="computed"):
+    return {"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": status, "figures": figures}
+
+
+def test_mean_and_sample_std_per_cell_with_failed_seeds():
+    records = [
+        _record("lse", 0, {}, task="pretrain", fraction=None),
+        _record("lse", 0, {"AUC": 0.5}),
+        _record("lse", 1, {"AUC": 0.7}),
+        _record("lse", 2, {"AUC": None}, status="failed"),
+        _record("lse", 0, {"AUC": 0.9}, fraction=1.0),
+        _record("srm", 0, {"AUC": None}, status="failed"),
+        _record("srm", 0, {"AUC": 0.8}, fraction=1.0),
+        _record("random init", 0, {"AUC": 0.25}),
+    ]
+    tables = ablation_script.summarize(records)
+    assert list(tables) == ["classification"]
+    rows = tables["classification"]
+    assert list(rows) == ["lse", "srm", "random init"]
+    assert rows["lse"]["AUC, 10 %"] == {"values": [0.5, 0.7], "failed": 1}
+    cells = {mode: [ablation_script.format_cell(row.get(name)) for name in ("AUC, 10 %", "AUC, 100 %")] for mode, row in rows.items()}
+    assert cells == {
+        "lse": ["0.600 ± 0.141 (n=2, 1 failed)", "0.900 (n=1)"],  # sample std: n - 1 (0.100 with n)
+        "srm": ["failed", "0.800 (n=1)"],
+        "random init": ["0.250 (n=1)", "-"],
+    }
+    assert ablation_script.markdown_table(rows).splitlines() == [
+        "| mode | AUC, 10 % | AUC, 100 % |",
+        "|---|---|---|",
+        "| lse | 0.600 ± 0.141 (n=2, 1 failed) | 0.900 (n=1) |",
+        "| srm | failed | 0.800 (n=1) |",
+        "| random init | 0.250 (n=1) | - |",
+    ]
+
+
+def test_time_left_is_unknown_until_a_cell_of_that_kind_was_measured():
+    Cell = ablation_script.Cell
+    cells = [Cell("lse", 0, "pretrain"), Cell("lse", 0, "zeroshot_five"), Cell("lse", 1, "pretrain"), Cell("lse", 1, "zeroshot_five")]
+    progress = ablation_script.Progress(cells)
+    assert progress.time_left(cells[1:]).startswith("unknown")
+    progress.measured = {"pretrain": [100.0, 140.0]}
+    assert progress.time_left(cells[1:]) == "at least 2 min 0 s (not measured yet: zeroshot_five)"
+    progress.measured["zeroshot_five"] = [10.0]
+    assert progress.time_left(cells[1:]) == "about 2 min 20 s (3 cells)"
+
+
+def test_overrides_are_json_and_per_run_keys_are_refused(tmp_path, capsys):
+    args = ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--pretrain_override", "learning_rate=1e-4", "--pretrain_override", "backbone=resnet34", "--epochs", "3"])
+    assert args.pretrain_override == {"learning_rate": 1e-4, "backbone": "resnet34"}
+    settings = ablation_script.pretrain_settings(args, ablation_script.Cell("srm", 2, "pretrain"), tmp_path)
+    assert settings["train#trainer#max_epochs"] == 3 and settings["val_interval"] == 4 and settings["embed_dim"] == 128
+    assert (settings["aggregation"], settings["seed"], settings["ckpt_dir"]) == ("srm", 2, str(tmp_path / "models"))
+    with pytest.raises(SystemExit):
+        ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--pretrain_override", "seed=3"])
+    assert "cannot set ['seed']" in capsys.readouterr().err
+
+
+def test_plots_without_matplotlib_name_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit, match="matplotlib"):
+        ablation_script.pyplot()
