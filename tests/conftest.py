@@ -1,5 +1,5 @@
-"""Runs that more than one test module can compare against: session-scoped, so a test session
-computes each at most once."""
+"""Runs and inputs that more than one test module uses: session-scoped, so a test session
+computes each at most once. A test must not change what these fixtures return (copy it first)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,36 @@ def pretraining_corpus(tmp_path_factory) -> Path:
     summary = build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=80, workers=1)
     assert summary.zero_shot_per_class >= 1
     return folder
+
+
+@pytest.fixture(scope="session")
+def zero_shot_corpus(tmp_path_factory) -> Path:
+    """The tiny IU-Phantom of the zero-shot tests: 120 IU reports at 64 px, 35 test items, 2
+    zero-shot images per class, 10 laterality images (6 classes)."""
+    from reclf_monai.phantom import build_corpus
+
+    folder = tmp_path_factory.mktemp("iu_phantom_zero_shot")
+    build_corpus(folder, image_size=64, seed=0, limit=120, workers=1)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining_checkpoint(tmp_path_factory) -> Path:
+    """bundle_testing.write_tiny_pretraining_checkpoint at 64 px, seed 0: the downstream bundles'
+    pretrained model (classification, segmentation, retrieval, grounding)."""
+    from bundle_testing import write_tiny_pretraining_checkpoint
+
+    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("tiny_pretraining") / "model.pt", image_size=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining_checkpoint_seed1(tmp_path_factory) -> Path:
+    """The same at seed 1 (zero-shot bundle, downstream table): the bundles seed their own
+    initialisation with 0, so an untrained baseline differs from it."""
+    from bundle_testing import write_tiny_pretraining_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny_pretraining_seed1")
+    return write_tiny_pretraining_checkpoint(folder / "model.pt", image_size=64, seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import math
 import os
@@ -13,32 +16,58 @@ from pathlib import Path
 import pytest
 from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 
-from reclf_monai.phantom import build_corpus
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "downstream_table.py"
+_spec = importlib.util.spec_from_file_location("downstream_table", SCRIPT)
+table_script = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("downstream_table", table_script)  # its dataclasses look their module up there
+_spec.loader.exec_module(table_script)
 IMAGE_SIZE = 64
 TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """120 IU reports: every zero-shot class and the laterality set have images."""
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=120, workers=1)
-    return folder
+def corpus(zero_shot_corpus) -> Path:
+    """120 IU reports: every zero-shot class and the laterality set have images (tests/conftest.py)."""
+    return zero_shot_corpus
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE, seed=1)
+def checkpoint(tiny_pretraining_checkpoint_seed1, tmp_path_factory) -> Path:
+    """A private copy of the shared seed-1 checkpoint: a test here rewrites it in place."""
+    return Path(shutil.copy2(tiny_pretraining_checkpoint_seed1, tmp_path_factory.mktemp("pretrain") / "model.pt"))
+
+
+def table_arguments(corpus: Path, checkpoint: Path, output: Path, *arguments: str) -> list[str]:
+    return [
+        "--checkpoint", str(checkpoint), "--dataset_dir", str(corpus), "--output_dir", str(output),
+        "--num_workers", "0", "--classification_epochs", "1", "--segmentation_epochs", "1", "--data_fraction", "0.5",
+        *arguments,
+    ]  # fmt: skip
 
 
 def downstream_table(corpus: Path, checkpoint: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, str(SCRIPT), "--checkpoint", str(checkpoint), "--dataset_dir", str(corpus),
-        "--output_dir", str(output), "--num_workers", "0", "--classification_epochs", "1",
-        "--segmentation_epochs", "1", "--data_fraction", "0.5", *arguments,
-    ]  # fmt: skip
+    """The script's main() in this process (its imports are most of a short call; the script runs
+    its bundles in its own process anyway), with the exit status and output the interpreter would
+    give: stdout and stderr together, a SystemExit message printed to stderr with status 1."""
+    argv = table_arguments(corpus, checkpoint, output, *arguments)
+    output_text = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output_text), contextlib.redirect_stderr(output_text):
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        try:
+            status = table_script.main(argv)
+        except SystemExit as stopped:  # as `sys.exit(main())` ends the script
+            if stopped.code is None or isinstance(stopped.code, int):
+                status = stopped.code or 0
+            else:
+                print(stopped.code, file=sys.stderr)
+                status = 1
+    return subprocess.CompletedProcess([sys.executable, str(SCRIPT), *argv], status, output_text.getvalue())
+
+
+def downstream_table_cli(corpus: Path, checkpoint: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """``python scripts/downstream_table.py ...`` as a user runs it."""
+    command = [sys.executable, str(SCRIPT), *table_arguments(corpus, checkpoint, output, *arguments)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     return subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
 
@@ -126,6 +155,7 @@ def test_a_failing_task_is_named_and_the_others_still_report(corpus, checkpoint,
 
 
 def test_unknown_task_is_refused(corpus, checkpoint, tmp_path):
-    result = downstream_table(corpus, checkpoint, tmp_path, "--tasks", "segmentaton")
+    """Through the interpreter, as a user runs the script (the other tests call its main())."""
+    result = downstream_table_cli(corpus, checkpoint, tmp_path, "--tasks", "segmentaton")
     assert result.returncode != 0
     assert "unknown tasks ['segmentaton']" in result.stdout
