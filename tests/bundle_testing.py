@@ -4,6 +4,7 @@ tiny RECLF pretraining checkpoint for the downstream bundles."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -53,13 +54,36 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
 
 
-def assert_metadata_valid(configs: Path, cwd: Path) -> None:
+def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
     """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against the offline
-    MONAI schema (``../shared`` is part of every checkout this suite runs in)."""
+    MONAI schema (``../shared`` is part of every checkout this suite runs in).
+
+    With `cli`, through ``python -m monai.bundle verify_metadata`` in `cwd` (test_pretrain_bundle
+    does so); otherwise the function that subcommand calls, with the same arguments, in this
+    process and in `cwd` (a CLI call's imports are nearly all of its cost)."""
     assert SCHEMA.is_file(), f"MONAI metadata schema not found at {SCHEMA}"
-    result = monai_bundle(cwd, "verify_metadata", "--meta_file", str(configs / "metadata.json"), "--filepath", str(SCHEMA))
-    assert succeeded(result)
-    assert "metadata is verified with no error" in result.stdout
+    arguments = {"meta_file": str(configs / "metadata.json"), "filepath": str(SCHEMA)}
+    if cli:
+        result = monai_bundle(cwd, "verify_metadata", *(item for key, value in arguments.items() for item in (f"--{key}", value)))
+        assert succeeded(result)
+        assert "metadata is verified with no error" in result.stdout
+        return
+    from monai.bundle import scripts, verify_metadata
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    scripts.logger.addHandler(handler)
+    cwd.mkdir(parents=True, exist_ok=True)
+    previous = os.getcwd()
+    try:
+        os.chdir(cwd)
+        verify_metadata(**arguments)  # raises for metadata the schema rejects
+    finally:
+        os.chdir(previous)
+        scripts.logger.removeHandler(handler)
+    assert not (cwd / "runs").exists(), "verify_metadata wrote a stray runs/ folder in its working directory"
+    assert "metadata is verified with no error." in messages
 
 
 def assert_network_matches_metadata(configs: Path, cwd: Path, **overrides) -> None:

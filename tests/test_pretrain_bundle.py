@@ -536,4 +536,4 @@ def test_network_matches_metadata_and_exports_to_torchscript(trained, tmp_path):
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):
-    assert_metadata_valid(CONFIGS, tmp_path)
+    assert_metadata_valid(CONFIGS, tmp_path, cli=True)  # the one run through the CLI, as model-zoo CI runs it
