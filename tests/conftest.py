@@ -11,8 +11,9 @@ import pytest
 
 @pytest.fixture(scope="session")
 def pretraining_corpus(tmp_path_factory) -> Path:
-    """The tiny IU-Phantom of the pretraining tests: 80 IU reports at test_pretrain_bundle's image
-    size, 49 training, 6 validation, 24 test items, one zero-shot image per class."""
+    """The tiny IU-Phantom of the pretraining tests, also the corpus of the classification,
+    retrieval and grounding bundle tests: 80 IU reports at test_pretrain_bundle's image size (64),
+    49 training, 6 validation, 24 test items, one zero-shot image per class."""
     from test_pretrain_bundle import IMAGE_SIZE  # imported here: collecting other tests stays light
 
     from reclf_monai.phantom import build_corpus

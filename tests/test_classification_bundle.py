@@ -33,14 +33,13 @@ from bundle_testing import (
     monai_bundle,
     scalars,
     succeeded,
-    write_tiny_pretraining_checkpoint,
 )
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.covidx import CLASS_NAMES as COVIDX_CLASSES
 from reclf_monai.data.preparation.covidx import prepare_covidx
 from reclf_monai.networks import ImageClassifier
-from reclf_monai.phantom import ZERO_SHOT_CLASSES, build_corpus
+from reclf_monai.phantom import ZERO_SHOT_CLASSES
 from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_classification"
@@ -71,16 +70,14 @@ def first_data_error(error: BaseException) -> DataError | None:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """80 IU reports: 49 training, 6 validation, 24 test items at 64 px."""
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=80, workers=1)
-    return folder
+def corpus(pretraining_corpus) -> Path:
+    """80 IU reports: 49 training, 6 validation, 24 test items at 64 px (tests/conftest.py)."""
+    return pretraining_corpus
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE)
+def pretrained(tiny_pretraining_checkpoint) -> Path:
+    return tiny_pretraining_checkpoint
 
 
 @pytest.fixture(scope="module")

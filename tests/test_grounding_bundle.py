@@ -16,7 +16,7 @@ from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
 from PIL import Image
 
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
 from test_prepare_rsna_siim import rsna  # noqa: F401  (the RSNA download layout, a pytest fixture)
 
 from reclf_monai.data import (
@@ -34,7 +34,6 @@ from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.rsna_pneumonia import SEGMENTATION_DATALIST, prepare_rsna_pneumonia
 from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
 from reclf_monai.networks import LocalMatching, RECLFModel, phrase_heatmap, phrase_heatmaps, settings_differences
-from reclf_monai.phantom import build_corpus
 from sample_files import real_chest_dicom
 
 BUNDLE = BUNDLES / "reclf_grounding"
@@ -205,15 +204,14 @@ def config_files(*names: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=80, workers=1)
-    return folder
+def corpus(pretraining_corpus) -> Path:
+    """80 IU reports at 64 px (tests/conftest.py)."""
+    return pretraining_corpus
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE)
+def checkpoint(tiny_pretraining_checkpoint) -> Path:
+    return tiny_pretraining_checkpoint
 
 
 def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, **overrides):

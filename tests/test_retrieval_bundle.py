@@ -13,7 +13,7 @@ import torch
 from monai.bundle import ConfigWorkflow
 from torch import nn
 
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
 from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixture layout, a pytest fixture)
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports, write_datalist
@@ -21,7 +21,6 @@ from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, FIVE_BY_2
 from reclf_monai.data.preparation.mimic_cxr import DATALIST_NAME, prepare_mimic_cxr
 from reclf_monai.metrics import ClassRetrievalMetric, class_precision_at_k, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.networks import RECLFModel, settings_differences
-from reclf_monai.phantom import build_corpus
 
 BUNDLE = BUNDLES / "reclf_retrieval"
 CONFIGS = BUNDLE / "configs"
@@ -139,16 +138,14 @@ def config_files(*names: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """80 IU reports: 24 test items, one zero-shot item per class."""
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=80, workers=1)
-    return folder
+def corpus(pretraining_corpus) -> Path:
+    """80 IU reports: 24 test items, one zero-shot item per class (tests/conftest.py)."""
+    return pretraining_corpus
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE)
+def checkpoint(tiny_pretraining_checkpoint) -> Path:
+    return tiny_pretraining_checkpoint
 
 
 def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run_id: str = "run", **overrides):

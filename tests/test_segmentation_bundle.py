@@ -31,7 +31,6 @@ from bundle_testing import (
     monai_bundle,
     scalars,
     succeeded,
-    write_tiny_pretraining_checkpoint,
 )
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
@@ -99,8 +98,8 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pretraining(tmp_path_factory) -> Path:
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE)
+def pretraining(tiny_pretraining_checkpoint) -> Path:
+    return tiny_pretraining_checkpoint
 
 
 @pytest.fixture(scope="module")

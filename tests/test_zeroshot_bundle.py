@@ -23,7 +23,7 @@ from monai.bundle import ConfigWorkflow
 from PIL import Image
 from sklearn.metrics import f1_score, roc_auc_score
 
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
 from test_prepare_chexpert import row, train_rows, write_csv
 from sample_files import real_chest_dicom
 
@@ -32,7 +32,7 @@ from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_c
 from reclf_monai.metrics import ZeroShotMetric, zero_shot_classification_metrics
 from reclf_monai.metrics.zero_shot import mean_over_prompts
 from reclf_monai.networks import RECLFModel, settings_differences
-from reclf_monai.phantom import ZERO_SHOT_CLASSES, build_corpus, laterality_prompts, single_sided_finding, write_laterality_set
+from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
 from reclf_monai.phantom.laterality import LATERAL_FINDINGS, SIDES
 
 BUNDLE = BUNDLES / "reclf_zeroshot_classification"
@@ -43,17 +43,16 @@ SMALL = {"batch_size": 4, "num_workers": 0}
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """120 IU reports: 35 test items, 2 zero-shot images per class, 10 laterality images (6 classes)."""
-    folder = tmp_path_factory.mktemp("iu_phantom")
-    build_corpus(folder, image_size=IMAGE_SIZE, seed=0, limit=120, workers=1)
-    return folder
+def corpus(zero_shot_corpus) -> Path:
+    """120 IU reports: 35 test items, 2 zero-shot images per class, 10 laterality images (6 classes)
+    (tests/conftest.py)."""
+    return zero_shot_corpus
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(tiny_pretraining_checkpoint_seed1) -> Path:
     """Seed 1: the bundle seeds its own initialisation with 0, so the untrained baseline differs from it."""
-    return write_tiny_pretraining_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt", image_size=IMAGE_SIZE, seed=1)
+    return tiny_pretraining_checkpoint_seed1
 
 
 def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, **overrides) -> subprocess.CompletedProcess:
@@ -156,11 +155,12 @@ def test_single_sided_finding(findings, expected):
 def test_evaluate_laterality_set(corpus, checkpoint, tmp_path):
     """Items may also carry a mask under `label`, as the SIIM and RSNA segmentation datalists do."""
     content = json.loads((corpus / "zeroshot_laterality.json").read_text())
-    with_masks = {**content, "test": [{**item, "label": item["image"]} for item in content["test"]]}
-    (corpus / "zeroshot_laterality_with_masks.json").write_text(json.dumps(with_masks))
+    items = load_datalist(corpus / "zeroshot_laterality.json", "test")  # absolute paths: the list is written outside the corpus
+    with_masks = {**content, "test": [{**item, "label": item["image"]} for item in items]}
+    (tmp_path / "zeroshot_laterality_with_masks.json").write_text(json.dumps(with_masks))
     result = run_bundle(
         tmp_path, corpus, "inference", "evaluate", pretrained_checkpoint=checkpoint,
-        zeroshot_datalist=corpus / "zeroshot_laterality_with_masks.json", prompts_file=corpus / "prompts_laterality.json",
+        zeroshot_datalist=tmp_path / "zeroshot_laterality_with_masks.json", prompts_file=corpus / "prompts_laterality.json",
     )  # fmt: skip
     assert succeeded(result)
     columns, rows = read_probabilities(tmp_path)
