@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Which words a pretrained local scorer weighs: its word weights alpha by kind of word.
+
+    python scripts/word_weights.py --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...] \\
+        --datalist demo_output/iu_phantom/datalist.json [--split test] [--items 200] [--show 3]
+    python scripts/word_weights.py --checkpoint RUN.pt --image some.png --report "Mild cardiomegaly. No effusion."
+
+Why: RECLF's importance-relation module (IRM) is meant to weigh clinically important matchings
+above filler words. The local score of image i and report i is S = sum_t alpha_t s~_t; this script
+reads alpha (the same weights the grounding bundle uses) for each of the first N pairs of a split,
+each report with its own image, and sorts every word token into one kind:
+
+- finding: a word of one of the report's own MeSH terms (the datalist's ``mesh`` list, e.g.
+  "Calcified Granuloma/lung/upper lobe/right"), unless it is a location word;
+- location: side, lobe and zone words (LOCATION_WORDS);
+- negation: NEGATION_WORDS;
+- punctuation;
+- other: everything else (filler such as "the", "is", "seen").
+
+Per checkpoint it prints one row per kind: the share of tokens of that kind (mean over reports),
+the share of alpha on them (mean over reports; alpha sums to 1 per report), and their ratio, the
+lift (above 1: weighed above the uniform weighting of `mean`). `--show K` also prints the first K
+reports word by word with alpha x words (1 = uniform). The report text of IU-Phantom is licensed
+(CC BY-NC-ND): print it, do not publish it. `--image` with `--report` scores one hand-written
+report against one image instead. Needs an aggregation with a local scorer (not `global_only`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import string
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_shortlist import encode, load_network  # noqa: E402  (a script beside this one, not a package)
+
+from reclf_monai.data import TokenizeReportd, load_datalist  # noqa: E402
+from reclf_monai.networks.grounding import word_attention_maps  # noqa: E402
+
+KINDS = ("finding", "location", "negation", "punctuation", "other")
+LOCATION_WORDS = frozenset(
+    "left right bilateral bilaterally unilateral upper lower middle mid lobe lobes base bases basal basilar basilary apex"
+    " apices apical zone zones hilar perihilar retrocardiac lateral medial anterior posterior costophrenic hemithorax"
+    " hemidiaphragm lingula lingular".split()
+)  # fmt: skip
+NEGATION_WORDS = frozenset("no not without negative".split())
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", nargs="+", required=True, help="reclf_pretrain checkpoints (one row group each)")
+    parser.add_argument("--datalist", help="datalist with image, report and mesh per item")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--items", type=int, default=200, help="the first N pairs of the split (0: all)")
+    parser.add_argument("--show", type=int, default=0, help="also print the first K reports word by word")
+    parser.add_argument("--image", help="with --report: one image file")
+    parser.add_argument("--report", help="with --image: one report text")
+    parser.add_argument("--batch_size", type=int, default=32, help="encoding batch size")
+    args = parser.parse_args(argv)
+    if (args.image is None) != (args.report is None):
+        parser.error("--image and --report go together")
+    if args.datalist is None and args.image is None:
+        parser.error("give --datalist (a split's pairs) or --image with --report (one pair)")
+    return args
+
+
+def words_of(tokens: Sequence[str], is_word: Sequence[bool]) -> list[tuple[str, list[int]]]:
+    """Whole words and the token positions they span: WordPiece continuations ("##...") join the
+    word before them; positions that are not words ([CLS], [SEP], [PAD]) are skipped."""
+    words: list[tuple[str, list[int]]] = []
+    for position, (token, word) in enumerate(zip(tokens, is_word)):
+        if not word:
+            continue
+        if token.startswith("##") and words:
+            words[-1] = (words[-1][0] + token[2:], words[-1][1] + [position])
+        else:
+            words.append((token, [position]))
+    return words
+
+
+def finding_vocabulary(mesh_terms: Sequence[str]) -> frozenset[str]:
+    """The lower-case words of a report's MeSH terms ("Aorta, Thoracic/tortuous" -> aorta, thoracic, tortuous)."""
+    return frozenset(word for term in mesh_terms for word in re.findall(r"[a-z]+", term.lower()))
+
+
+def kind_of(word: str, findings: frozenset[str]) -> str:
+    if all(character in string.punctuation for character in word):
+        return "punctuation"
+    if word in LOCATION_WORDS:
+        return "location"
+    if word in NEGATION_WORDS:
+        return "negation"
+    return "finding" if word in findings else "other"
+
+
+def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]]]:
+    """The checkpoint's aggregation and, per item, its words as (word, kind, alpha summed over the
+    word's tokens, tokens)."""
+    model = load_network(checkpoint)
+    if model.local_matching is None:
+        raise SystemExit(f"{checkpoint}: aggregation {model.aggregation!r} has no local scorer, so no word weights")
+    settings = model.settings["text_encoder"]
+    tokenize = TokenizeReportd(tokenizer=settings["model_name_or_path"], max_length=settings["max_length"])
+    image_features, text_features = encode(model, items, batch_size)
+    with torch.no_grad():
+        alphas, _ = word_attention_maps(model, image_features, text_features)
+    reports = []
+    for item, alpha, is_word in zip(items, alphas, text_features["word_mask"].bool()):
+        tokens = tokenize.tokenizer.convert_ids_to_tokens(tokenize({"report": item["report"]})["input_ids"].tolist())
+        findings = finding_vocabulary(item.get("mesh", []))
+        reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words_of(tokens, is_word.tolist())])
+    return model.aggregation, reports
+
+
+def summary_rows(reports: list[list[tuple[str, str, float, int]]]) -> dict[str, tuple[float, float]]:
+    """kind -> (mean token share, mean weight share) over the reports."""
+    token_share = {kind: 0.0 for kind in KINDS}
+    weight_share = {kind: 0.0 for kind in KINDS}
+    for words in reports:
+        total = sum(count for *_, count in words)
+        for _, kind, alpha, count in words:
+            token_share[kind] += count / total / len(reports)
+            weight_share[kind] += alpha / len(reports)
+    return {kind: (token_share[kind], weight_share[kind]) for kind in KINDS}
+
+
+def print_summary(checkpoint: str, aggregation: str, rows: dict[str, tuple[float, float]], count: int) -> None:
+    print(f"\n{checkpoint} (aggregation {aggregation}, {count} reports)")
+    print("| kind of word | share of tokens | share of alpha | lift |\n|---|---:|---:|---:|")
+    for kind, (tokens, weight) in rows.items():
+        lift = f"{weight / tokens:.2f}" if tokens > 0 else "-"
+        print(f"| {kind} | {tokens:.3f} | {weight:.3f} | {lift} |")
+
+
+def print_report(words: list[tuple[str, str, float, int]]) -> None:
+    """One report word by word: word[kind initial] alpha x tokens (1 = uniform weighting)."""
+    tokens = sum(count for *_, count in words)
+    print("  " + " ".join(f"{word}[{kind[0]}]{alpha * tokens / count:.2f}" for word, kind, alpha, count in words))
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.image is not None:
+        items = [{"image": args.image, "report": args.report, "mesh": []}]
+    else:
+        items = load_datalist(args.datalist, args.split, required_keys=["image", "report"])[: args.items or None]
+    for checkpoint in args.checkpoint:
+        aggregation, reports = word_weights(checkpoint, items, args.batch_size)
+        if args.image is not None:
+            print(f"{checkpoint} (aggregation {aggregation}): word[kind initial] alpha x words")
+            print_report(reports[0])
+            continue
+        print_summary(checkpoint, aggregation, summary_rows(reports), len(reports))
+        for words in reports[: args.show]:
+            print_report(words)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""scripts/word_weights.py: words and their kinds, shares that add up, `mean` weighing every token alike."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import word_weights  # noqa: E402
+
+from bundle_testing import write_tiny_pretraining_checkpoint  # noqa: E402
+
+ROW = re.compile(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|-) \|$", re.MULTILINE)
+
+
+def test_word_pieces_join_the_word_before_them_and_special_tokens_are_skipped():
+    tokens = ["[CLS]", "card", "##iom", "##ega", "##ly", ".", "no", "effusion", "[SEP]", "[PAD]"]
+    is_word = [False, True, True, True, True, True, True, True, False, False]
+    assert word_weights.words_of(tokens, is_word) == [("cardiomegaly", [1, 2, 3, 4]), (".", [5]), ("no", [6]), ("effusion", [7])]
+
+
+def test_kinds_come_from_the_reports_own_mesh_terms_and_the_word_lists():
+    findings = word_weights.finding_vocabulary(["Calcified Granuloma/lung/upper lobe/right", "Aorta, Thoracic/tortuous"])
+    assert {"calcified", "granuloma", "lung", "upper", "aorta", "thoracic", "tortuous"} <= findings
+    kinds = {word: word_weights.kind_of(word, findings) for word in ["granuloma", "right", "upper", "no", ".", "seen", "effusion"]}
+    assert kinds == {"granuloma": "finding", "right": "location", "upper": "location", "no": "negation", ".": "punctuation", "seen": "other", "effusion": "other"}
+
+
+def summary_tables(output: str) -> list[dict[str, tuple[float, float, str]]]:
+    """kind -> (token share, weight share, lift) of each checkpoint's table, in order."""
+    blocks = re.split(r"^.* \(aggregation \w+, \d+ reports\)$", output, flags=re.MULTILINE)[1:]
+    return [{kind: (float(tokens), float(weight), lift) for kind, tokens, weight, lift in ROW.findall(block)} for block in blocks]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """An untrained `mean` model and a `reclf` one whose IRM output layer is random (IRM starts
+    at zero, i.e. uniform weights)."""
+    folder = tmp_path_factory.mktemp("word_weights")
+    paths = {mode: write_tiny_pretraining_checkpoint(folder / f"{mode}.pt", aggregation=mode) for mode in ("mean", "reclf")}
+    checkpoint = torch.load(paths["reclf"], weights_only=True)
+    layer = checkpoint["model"]["local_matching.irm.importance.2.weight"]
+    checkpoint["model"]["local_matching.irm.importance.2.weight"] = torch.randn(layer.shape, generator=torch.Generator().manual_seed(0))
+    torch.save(checkpoint, paths["reclf"])
+    return paths
+
+
+def test_shares_add_up_to_one_and_mean_weighs_every_token_alike(pretraining_corpus, checkpoints, capsys):
+    word_weights.main(["--checkpoint", str(checkpoints["mean"]), str(checkpoints["reclf"]), "--datalist", str(pretraining_corpus / "datalist.json"), "--items", "12", "--show", "2"])
+    output = capsys.readouterr().out
+    mean, reclf = summary_tables(output)
+    assert set(mean) == set(reclf) == set(word_weights.KINDS)
+    for table in (mean, reclf):
+        assert sum(tokens for tokens, _, _ in table.values()) == pytest.approx(1.0, abs=5e-3)  # rounded to 3 decimals, 5 rows
+        assert sum(weight for _, weight, _ in table.values()) == pytest.approx(1.0, abs=5e-3)
+    assert mean["finding"][0] > 0 and mean["other"][0] > 0  # the corpus' reports name their MeSH findings
+    for tokens, weight, lift in mean.values():
+        assert weight == pytest.approx(tokens, abs=1e-3)
+        assert lift in ("-", "1.00")
+    assert any(abs(weight - tokens) > 1e-3 for tokens, weight, _ in reclf.values())  # IRM does not weigh uniformly
+    assert "(aggregation reclf, 12 reports)" in output
+    shown = [line for line in output.splitlines() if line.startswith("  ")]
+    assert len(shown) == 4  # --show 2 for each checkpoint
+
+
+def test_one_hand_written_report_against_one_image(pretraining_corpus, checkpoints, capsys):
+    image = next((pretraining_corpus / "images").glob("*.png"))
+    word_weights.main(["--checkpoint", str(checkpoints["mean"]), "--image", str(image), "--report", "Mild cardiomegaly. No left effusion."])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].split() == ["mild[o]1.00", "cardiomegaly[o]1.00", ".[p]1.00", "no[n]1.00", "left[l]1.00", "effusion[o]1.00", ".[p]1.00"]
+
+
+def test_global_only_has_no_word_weights(pretraining_corpus, tmp_path):
+    checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "global.pt", aggregation="global_only")
+    with pytest.raises(SystemExit, match="no local scorer"):
+        word_weights.main(["--checkpoint", str(checkpoint), "--datalist", str(pretraining_corpus / "datalist.json"), "--items", "2"])
