@@ -10,7 +10,8 @@ split, so the curves can be used to choose settings):
   dataset's classes scored one-vs-rest by the mean pair logit over its prompts (``prompts.json``),
   over the classes that have both positive and negative validation images;
 - ``val_R@1/5/10``: image-report Recall@K over the validation pairs (mean of both directions,
-  identical reports counted as matches), scored with the global shortlist (k=50).
+  identical reports counted as matches), scored as the bundle's validation scores them (its
+  ``shortlist_k``: the global shortlist with local re-ranking, or exact all-pairs when null).
 
 Writes OUTPUT_DIR/NAME/curve.json (settings, the points, wall times) and prints each point. A
 finished curve with the same overrides is not run again. Training time excludes the evaluations.
@@ -71,7 +72,7 @@ def validation_figures(parser, prompts: dict, class_names: list[str], loader) ->
         image_features = concat_feature_batches(images)
         prompt_features, owners = encode_class_prompts(network, prompts, class_names, parser.get_parsed_content("tokenize"))
         class_scores = mean_over_prompts(score_all_pairs(network, image_features, prompt_features), owners, len(class_names))
-        pair_logits = score_all_pairs(network, image_features, concat_feature_batches(texts), shortlist_k=50)
+        pair_logits = score_all_pairs(network, image_features, concat_feature_batches(texts), shortlist_k=parser.get_parsed_content("shortlist_k"))
     network.train(was_training)
     target = torch.cat(targets)
     scored = (target.sum(0) > 0) & (target.sum(0) < len(target))  # AUC needs positives and negatives
