@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,9 @@ from PIL import Image
 
 from reclf_monai.data import chest_xray_transforms, load_datalist, write_datalist
 from reclf_monai.data.preparation.resized_copies import write_resized_copies
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host_description import cpu_model  # noqa: E402  (a script beside this one)
 
 
 def parse_args(argv=None):
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
 
     print(
         f"training pipeline at {args.image_size} px, {args.images} images, batches of {args.batch_size}; "
-        f"{platform.processor() or platform.machine()}, {cores} CPUs"
+        f"{cpu_model()}, {cores} CPUs"
     )
     print(f"{'images':<18}" + "".join(f"{f'{workers} workers img/s':>20}" for workers in worker_counts))
     for name in sets:

@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host_description import cpu_summary  # noqa: E402  (a script beside this one)
 
 VARIANTS = ("reference", "lse", "mean", "fixed_importance", "srm", "irm", "reclf")
 
@@ -156,7 +159,7 @@ def run_worker(args) -> dict:
         "runs": repeats,
         "peak_memory_growth_mb": memory.growth_mb(),
         "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_summary(),
         "memory_kind": "GPU max_memory_allocated" if device.type == "cuda" else "peak RSS",
     }
 

@@ -18,8 +18,9 @@ largest difference over every figure of the row, both directions included.
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,6 +30,9 @@ from reclf_monai.metrics import retrieval_recall_at_k, score_all_pairs
 from reclf_monai.metrics.class_retrieval import class_retrieval_precision
 from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features
 from reclf_monai.networks import RECLFModel, load_pretrained_weights, pretraining_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host_description import cpu_model  # noqa: E402  (a script beside this one)
 
 RECALL_KS = (1, 5, 10)
 
@@ -98,7 +102,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_network(args.checkpoint)
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"checkpoint {args.checkpoint}: aggregation {model.aggregation}", flush=True)
     pairs = [item for split in args.splits for item in load_datalist(args.datalist, split, required_keys=["image", "report"])]
     pairs = mark_duplicate_reports(pairs[: args.items or None])

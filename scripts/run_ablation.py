@@ -48,11 +48,9 @@ import argparse
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -71,6 +69,7 @@ from downstream_table import (  # noqa: E402  (a script beside this one, not a p
     run_task,
     sampled_datalist,
 )
+from host_description import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The CPU pretraining schedule: mirrors scripts/demo.sh's settings=(...) array and its epochs
@@ -344,12 +343,7 @@ def machine() -> dict[str, Any]:
     import monai
     import torch
 
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        lscpu = ""
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), platform.processor() or "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "monai": monai.__version__}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "monai": monai.__version__}
 
 
 def pretraining_times(records: list[dict[str, Any]]) -> str:
