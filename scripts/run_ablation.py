@@ -6,8 +6,8 @@ Why: one pretraining run per aggregation cannot tell the aggregations apart; the
 method claims must stand out of the seed-to-seed spread. So each aggregation (``--modes``, default
 all of ``reclf_monai.networks.AGGREGATIONS``) is pretrained once per seed (``--seeds``, default
 0 1 2) with the same schedule, data and settings, and only ``--aggregation`` and ``--seed``
-differ. The schedule is PRETRAIN_SCHEDULE below (the CPU schedule of scripts/demo.sh);
-``--epochs`` and ``--pretrain_override KEY=VALUE`` change it for every run alike.
+differ. The schedule is PRETRAIN_SCHEDULE below (reclf_pretrain's configs/cpu_schedule.json,
+the demo's); ``--epochs`` and ``--pretrain_override KEY=VALUE`` change it for every run alike.
 
 Every pretraining run is reclf_pretrain's configs/train.json through ``monai.bundle.run`` in this
 process, in OUTPUT_DIR/pretrain/MODE/seedS (checkpoints in models/, TensorBoard in eval/), with no
@@ -72,18 +72,9 @@ from downstream_table import (  # noqa: E402  (a script beside this one, not a p
 from host_description import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The CPU pretraining schedule: mirrors scripts/demo.sh's settings=(...) array and its epochs
-# (keep the two in step). Paths, aggregation, seed and validation are set per run.
-PRETRAIN_SCHEDULE: dict[str, Any] = {
-    "image_size": 128,
-    "embed_dim": 128,
-    "max_length": 96,
-    "batch_size": 32,
-    "freeze_text_layers": 4,
-    "learning_rate": 0.0003,
-    "warmup_epochs": 0.5,
-    "train#trainer#max_epochs": 2,
-}
+# The CPU pretraining schedule, the demo's: reclf_pretrain's configs/cpu_schedule.json, passed as
+# overrides. Paths, aggregation, seed and validation are set per run.
+PRETRAIN_SCHEDULE: dict[str, Any] = json.loads((ROOT / "bundles" / "reclf_pretrain" / "configs" / "cpu_schedule.json").read_text())
 EPOCHS_KEY = "train#trainer#max_epochs"
 PER_RUN_KEYS = ("aggregation", "seed", "dataset_dir", "ckpt_dir", "output_dir", "val_interval", "bundle_root")
 PRETRAIN_RECORD = "pretrain_run.json"

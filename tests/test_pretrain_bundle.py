@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 
 from bundle_testing import (
     BUNDLES,
@@ -108,6 +108,16 @@ def trained(corpus, tmp_path_factory) -> SimpleNamespace:
     result = run_bundle(run_dir, corpus, "train")
     iterations = len(load_datalist(corpus / "datalist.json", "training")) // BATCH_SIZE
     return SimpleNamespace(result=result, models=run_dir / "models", output=run_dir / "eval", iterations=iterations)
+
+
+def test_cpu_schedule_only_overrides_settings_that_train_json_has():
+    """configs/cpu_schedule.json (the demo's and the ablation's schedule) merged after train.json
+    sets each of its keys; a misspelt key would add an unused setting instead."""
+    schedule = json.loads((CONFIGS / "cpu_schedule.json").read_text())
+    train = ConfigParser(ConfigParser.load_config_file(CONFIGS / "train.json"))
+    merged = ConfigParser(ConfigParser.load_config_files([CONFIGS / "train.json", CONFIGS / "cpu_schedule.json"]))
+    assert schedule and [key for key in schedule if key not in train] == []
+    assert {key: merged[key] for key in schedule} == schedule
 
 
 def test_train_writes_checkpoints_and_one_event_file(trained):
