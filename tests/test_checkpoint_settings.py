@@ -17,10 +17,10 @@ from reclf_monai.networks import (
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 
 
-def tiny_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32):
+def tiny_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32, feature_norm=False):
     torch.manual_seed(0)
     return RECLFModel(
-        ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=img_size),
+        ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=img_size, feature_norm=feature_norm),
         TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, freeze_layers=freeze_layers, max_length=max_length),
         aggregation,
         match_dim=8,
@@ -55,6 +55,30 @@ def test_checkpoints_with_a_retired_setting_still_rebuild_and_load(tmp_path):
     rebuilt = RECLFModel.from_settings(read_network_settings(path))
     load_pretrained_weights(rebuilt, path)
     torch.testing.assert_close(rebuilt.state_dict(), model.state_dict())
+
+
+def test_checkpoints_from_before_feature_norm_rebuild_and_load_without_it(tmp_path):
+    """Checkpoints written before `image_encoder.feature_norm` existed lack it; they were trained without."""
+    model = tiny_model("mean")
+    settings = NetworkSettings(model).state_dict()
+    del settings["image_encoder"]["feature_norm"]
+    path = tmp_path / "old.pt"
+    torch.save({"model": model.state_dict(), "network_settings": settings}, path)
+    rebuilt = RECLFModel.from_settings(read_network_settings(path))
+    assert rebuilt.image_encoder.settings["feature_norm"] is False
+    load_pretrained_weights(rebuilt, path)
+    with pytest.raises(DataError, match=r"image_encoder.feature_norm: checkpoint False, network True"):
+        load_pretrained_weights(tiny_model("mean", feature_norm=True), path)
+
+
+def test_feature_norm_round_trips_and_is_told_apart(tmp_path):
+    model = tiny_model("reclf", feature_norm=True)
+    path = save_checkpoint(model, tmp_path / "model.pt")
+    rebuilt = RECLFModel.from_settings(read_network_settings(path))
+    load_pretrained_weights(rebuilt, path)
+    torch.testing.assert_close(rebuilt.state_dict(), model.state_dict())
+    with pytest.raises(DataError, match=r"image_encoder.feature_norm: checkpoint True, network False"):
+        load_pretrained_weights(tiny_model("reclf"), path)
 
 
 def test_aggregations_with_the_same_parameter_names_are_told_apart(tmp_path):

@@ -99,6 +99,22 @@ def test_backbone_weights_errors_name_the_file(tmp_path):
         ImageEncoder("resnet18", pretrained_path=garbage)
 
 
+def test_feature_norm_spreads_the_embeddings_of_a_backbone_trained_from_scratch():
+    """At initialisation a ResNet's pooled features are non-negative, so different images' global
+    embeddings are nearly parallel; batch-normalising the features first removes that shared part."""
+    images = torch.rand(8, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    off_diagonal = ~torch.eye(8, dtype=torch.bool)
+    mean_cosine = {}
+    for feature_norm in (False, True):
+        torch.manual_seed(0)
+        encoder = ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=64, feature_norm=feature_norm).train()
+        patches, global_embedding = encoder(images)
+        assert patches.shape == (8, 16, 4, 4) and global_embedding.shape == (8, 16)
+        unit = torch.nn.functional.normalize(global_embedding.detach(), dim=-1)
+        mean_cosine[feature_norm] = (unit @ unit.T)[off_diagonal].mean().item()
+    assert mean_cosine[False] > 0.6 and abs(mean_cosine[True]) < 0.3, mean_cosine  # 0.82 and -0.14 here
+
+
 def test_unknown_backbone_is_rejected():
     with pytest.raises(ValueError, match="unknown backbone"):
         ImageEncoder("densenet121")

@@ -25,6 +25,9 @@ WEIGHTS_KEY = "model"
 # Settings of earlier versions that no longer exist; checkpoints holding them still load.
 # `checkpoint_chunks`: the local scorer now always recomputes its blocks in the backward pass.
 RETIRED_SETTINGS = frozenset({"checkpoint_chunks"})
+# Settings added since checkpoints were first written, with the value every earlier checkpoint
+# (which lacks them) was trained with: settings without them compare as if they held that value.
+ADDED_SETTINGS = {"image_encoder.feature_norm": False}
 # Settings that change neither the weights nor the outputs: how much memory the local scorer may
 # use, which layers train, and where the text encoder's files lie on this machine.
 NOT_COMPARED = RETIRED_SETTINGS | {
@@ -51,7 +54,7 @@ def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def settings_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``name: checkpoint X, network Y`` for every compared setting that differs."""
-    saved_flat, current_flat = _flatten(saved), _flatten(current)
+    saved_flat, current_flat = ({**ADDED_SETTINGS, **_flatten(settings)} for settings in (saved, current))
     names = sorted((set(saved_flat) | set(current_flat)) - NOT_COMPARED)
     missing = "(absent)"
     return [

@@ -96,6 +96,12 @@ class ImageEncoder(nn.Module):
         vit_config: extra ``monai.networks.nets.ViT`` arguments (ViT only).
         pretrained_path: optional state_dict file for the backbone (the MONAI ResNet/ViT; a file
             holding {"state_dict": ...} works too). ResNet keys match torchvision's apart from `fc.*`.
+        feature_norm: batch-normalise the backbone's local map and pooled vector before the
+            projections. Why: a ResNet's outputs are non-negative after its last ReLU, so the
+            embeddings of a backbone trained from scratch start nearly parallel (mean cosine
+            between different images about 0.93 in training mode at initialisation), and a
+            contrastive loss can barely tell images apart until they spread; centring the
+            features across the batch removes that shared component from the first step.
 
     ``settings`` holds the arguments that shape the encoder (all but `pretrained_path`, which only
     initialises it), so checkpoints can carry them and rebuild the same encoder.
@@ -110,6 +116,7 @@ class ImageEncoder(nn.Module):
         img_size: int = 224,
         vit_config: Optional[Mapping[str, Any]] = None,
         pretrained_path: Optional[str | os.PathLike] = None,
+        feature_norm: bool = False,
     ):
         super().__init__()
         if backbone not in BACKBONES:
@@ -121,6 +128,7 @@ class ImageEncoder(nn.Module):
             "local_layer": local_layer,
             "img_size": img_size,
             "vit_config": dict(vit_config) if vit_config else None,
+            "feature_norm": feature_norm,
         }
         if backbone == "vit":
             self.features: nn.Module = ViTFeatures(in_channels, img_size, vit_config)
@@ -129,12 +137,14 @@ class ImageEncoder(nn.Module):
         if pretrained_path is not None:
             load_backbone_weights(self.features.backbone, pretrained_path)
         self.embed_dim = embed_dim
+        self.local_norm = nn.BatchNorm2d(self.features.local_channels) if feature_norm else nn.Identity()
+        self.global_norm = nn.BatchNorm1d(self.features.global_channels) if feature_norm else nn.Identity()
         self.local_projection = nn.Conv2d(self.features.local_channels, embed_dim, kernel_size=1, bias=False)
         self.global_projection = nn.Linear(self.features.global_channels, embed_dim)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         local, global_features = self.features(image)
-        return self.local_projection(local), self.global_projection(global_features)
+        return self.local_projection(self.local_norm(local)), self.global_projection(self.global_norm(global_features))
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
