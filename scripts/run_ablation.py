@@ -29,6 +29,9 @@ would depend on whether it had been interrupted; on the two-epoch CPU schedule a
 is lost.) A downstream cell is finished when downstream_table's record matches, checkpoint file
 (path, size, modification time) included, so a pretraining run done again is evaluated again.
 
+``--report_only`` computes nothing: it writes the report from the cells finished so far (a
+running or stopped study's figures; the others are "not run" and left out of the tables).
+
 Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
 the time left (the mean measured time of this invocation's cells of the same kind times the
 cells of that kind still to do). A cell that fails is recorded with its root cause and the
@@ -119,6 +122,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
     parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
     parser.add_argument("--report", default=str(ROOT / "docs" / "results_ablation.md"))
+    parser.add_argument("--report_only", action="store_true", help="compute nothing: write the report from the cells finished so far (the others are left out)")
     args = parser.parse_args(argv)
     args.pretrain_override = dict(args.pretrain_override)
     taken = sorted(set(args.pretrain_override) & set(PER_RUN_KEYS))
@@ -158,15 +162,24 @@ def last_checkpoint(folder: Path, settings: dict[str, Any]) -> Path:
     return folder / "models" / f"checkpoint_epoch={int(settings[EPOCHS_KEY])}.pt"
 
 
-def pretrain(args: argparse.Namespace, cell: Cell, folder: Path) -> tuple[str, dict[str, Any]]:
-    """Reuse a finished pretraining run or do it from scratch; returns ("reused" or "computed",
-    its record)."""
+def finished_pretraining(args: argparse.Namespace, cell: Cell, folder: Path) -> dict[str, Any] | None:
+    """The record of a finished pretraining run with the current settings, else None."""
     settings = pretrain_settings(args, cell, folder)
     record_file = folder / PRETRAIN_RECORD
     if record_file.exists() and last_checkpoint(folder, settings).exists():
         previous = json.loads(record_file.read_text())
         if previous.get("settings") == settings:
-            return "reused", previous
+            return previous
+    return None
+
+
+def pretrain(args: argparse.Namespace, cell: Cell, folder: Path) -> tuple[str, dict[str, Any]]:
+    """Reuse a finished pretraining run or do it from scratch; returns ("reused" or "computed",
+    its record)."""
+    previous = finished_pretraining(args, cell, folder)
+    if previous is not None:
+        return "reused", previous
+    settings, record_file = pretrain_settings(args, cell, folder), folder / PRETRAIN_RECORD
     if folder.exists():  # a killed or older run: its checkpoints must not be taken for this one's
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -354,6 +367,8 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
     computed = [record["seconds"] for record in records if record["seconds"] is not None]
     recorded = [record["recorded_seconds"] for record in records if record["recorded_seconds"] is not None]
     failed = [record for record in records if record["status"] == "failed"]
+    reused = [record for record in records if record["status"] == "reused"]
+    not_run = [record for record in records if record["status"] == "not run"]
     lines = [
         "# Aggregation ablation", "",
         "Written by scripts/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
@@ -362,7 +377,7 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
         f"- command: `{command}`",
         f"- machine: {host['cpu']}, {host['cores']} cores; torch {host['torch']}, monai {host['monai']}",
         f"- wall time of this invocation: {duration(wall)}; its {len(computed)} computed cells took {duration(sum(computed))}, "
-        f"{len(records) - len(computed) - len(failed)} cells were reused",
+        f"{len(reused)} cells were reused" + (f", {len(not_run)} cells are not run yet (left out of the tables)" if not_run else ""),
         f"- summed recorded time of all {len(recorded)} finished cells (reused ones from earlier invocations, maybe on another machine): {duration(sum(recorded))}",
         f"- pretraining wall time per run (recorded): {pretraining_times(records)}",
         f"- failed cells: {len(failed)}", "",
@@ -379,15 +394,21 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
 
 
 def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, int], Path], datalist: Path) -> tuple[str, dict[str, Any]]:
-    """Do (or reuse) one cell; returns its status and record. Raises when the cell fails."""
+    """Do (or reuse) one cell; returns its status and record. Raises when the cell fails. With
+    ``--report_only`` a cell that is not finished is "not run" (no figures) instead."""
     output_dir = Path(args.output_dir).resolve()
+    not_run = "not run", cell_record(cell, "not run", {}, None, None)
     if cell.task == "pretrain":
         folder = output_dir / "pretrain" / cell.mode / f"seed{cell.seed}"
+        if args.report_only and finished_pretraining(args, cell, folder) is None:
+            return not_run
         start = time.time()
         status, record = pretrain(args, cell, folder)
         checkpoints[(cell.mode, cell.seed)] = Path(record["checkpoint"])
         return status, cell_record(cell, status, {}, time.time() - start if status == "computed" else None, record["seconds"])
     source = (args.modes[0], args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
+    if source not in checkpoints and args.report_only:
+        return not_run
     if source not in checkpoints:
         raise RuntimeError(f"no checkpoint: pretraining {source[0]} seed {source[1]} failed")
     checkpoint, encoder = checkpoints[source], "random" if cell.mode == RANDOM else "pretrained"
@@ -401,6 +422,8 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
     previous = finished_record(task, encoder, folder, checkpoint)
     if previous is not None:
         return "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
+    if args.report_only:
+        return not_run
     start = time.time()
     figures = run_task(task, encoder, folder, checkpoint)
     seconds = json.loads((folder / RECORD).read_text())["seconds"]

@@ -150,6 +150,25 @@ def test_second_invocation_reuses_every_cell(ablation):
     ]
 
 
+def test_report_only_writes_the_finished_cells_and_computes_nothing(ablation):
+    """--report_only with a seed that never ran: its cells are "not run", left out of the tables."""
+    assert ablation.first.status == 0
+    before = modification_times(ablation.folder)
+    report = ablation.folder / "docs" / "partial.md"
+    result = run_ablation(ablation.corpus, ablation.folder, "--seeds", "0", "1", "--report_only", "--report", str(report))
+    assert result.status == 0, result.output[-4000:]
+    assert result.output.count(": reused\n") == 8 and result.output.count(": not run\n") == 6 and "[downstream]" not in result.output
+    assert not (ablation.folder / "runs" / "pretrain" / "mean" / "seed1").exists()
+    assert modification_times(ablation.folder) == before
+    text = report.read_text()
+    assert "6 cells are not run yet (left out of the tables)" in text
+    rows = table_rows(text, "zero-shot, five classes")
+    assert set(rows) == {"", "global_only", "mean", "random init"}
+    assert all("(n=1)" in cell for mode in ("global_only", "mean") for cell in rows[mode])
+    statuses = [record["status"] for record in json.loads(report.with_suffix(".json").read_text())["records"]]
+    assert statuses.count("not run") == 6 and statuses.count("reused") == 8
+
+
 def test_a_partially_written_pretraining_cell_is_done_again(ablation):
     """A pretraining run killed before its record was written: that run and its downstream cells
     are computed again, every other cell is reused."""
