@@ -250,6 +250,30 @@ def test_reclf_gradients_reach_both_encoders_and_the_relation_modules():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+def test_relation_modules_get_their_own_learning_rate():
+    model = tiny_model("reclf")
+    trainable = {id(parameter) for parameter in model.parameters() if parameter.requires_grad}
+    relation = {id(parameter) for parameter in model.local_matching.parameters()}
+    groups = model.parameter_groups(1e-4, relation_lr_scale=10)
+    assert [group["lr"] for group in groups] == [1e-4, pytest.approx(1e-3)]
+    assert {id(parameter) for parameter in groups[1]["params"]} == relation
+    assert {id(parameter) for parameter in groups[0]["params"]} == trainable - relation
+    assert all(parameter.requires_grad for group in groups for parameter in group["params"])
+    single = model.parameter_groups(1e-4)
+    assert len(single) == 1 and single[0]["lr"] == 1e-4 and {id(parameter) for parameter in single[0]["params"]} == trainable
+    assert len(tiny_model("lse").parameter_groups(1e-4, relation_lr_scale=10)) == 1  # no relation modules
+    optimizer = torch.optim.AdamW(groups, lr=1e-4)
+    ContrastiveLoss()(model(images(), *tokenize(REPORTS))).backward()
+    irm_output = model.local_matching.irm.importance[-1].weight
+    backbone = model.image_encoder.features.backbone.conv1.weight
+    before = irm_output.detach().clone(), backbone.detach().clone()
+    optimizer.step()  # Adam's first step moves each weight by about its group's lr
+    assert (irm_output - before[0]).abs().max().item() == pytest.approx(1e-3, rel=0.05)
+    assert (backbone - before[1]).abs().max().item() == pytest.approx(1e-4, rel=0.05)
+    with pytest.raises(ValueError, match="relation_lr_scale must be positive"):
+        model.parameter_groups(1e-4, relation_lr_scale=0)
+
+
 def test_fixed_importance_switches_the_text_encoder_to_cls_attention():
     model = tiny_model("fixed_importance")
     assert model.text_encoder.returns_cls_attention
