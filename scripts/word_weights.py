@@ -133,7 +133,7 @@ def print_summary(checkpoint: str, aggregation: str, rows: dict[str, tuple[float
     print(f"\n{checkpoint} (aggregation {aggregation}, {count} reports)")
     print("| kind of word | share of tokens | share of alpha | lift |\n|---|---:|---:|---:|")
     for kind, (tokens, weight) in rows.items():
-        lift = f"{weight / tokens:.2f}" if tokens > 0 else "-"
+        lift = f"{weight / tokens:.3f}" if tokens > 0 else "-"
         print(f"| {kind} | {tokens:.3f} | {weight:.3f} | {lift} |")
 
 
