@@ -13,7 +13,9 @@ split, so the curves can be used to choose settings):
   identical reports counted as matches), scored as the bundle's validation scores them (its
   ``shortlist_k``: the global shortlist with local re-ranking, or exact all-pairs when null).
 
-Writes OUTPUT_DIR/NAME/curve.json (settings, the points, wall times) and prints each point. A
+Writes OUTPUT_DIR/NAME/curve.json (settings, the points, wall times) and prints each point, and
+at the end the trained network as OUTPUT_DIR/NAME/models/model.pt (weights and network settings,
+as the bundle writes them: scripts/word_weights.py and the downstream bundles read it). A
 finished curve with the same overrides is not run again. Training time excludes the evaluations.
 ``--summary`` trains nothing and prints every curve under OUTPUT_DIR as one markdown table.
 
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[curve] {args.name}: finished earlier ({record_file}); delete it to rerun")
             return 0
 
+    import torch
     from ignite.engine import Events
     from monai.bundle import ConfigParser
 
@@ -174,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     trainer.add_event_handler(Events.ITERATION_COMPLETED(every=args.eval_every), add_point)
     trainer.add_event_handler(Events.COMPLETED, lambda engine: None if record["points"][-1]["iteration"] == engine.state.iteration else add_point(engine))
     trainer.run()
+    final_model = run_dir / "models" / "model.pt"
+    final_model.parent.mkdir(parents=True, exist_ok=True)
+    network_settings = parser.get_parsed_content("network_settings")
+    torch.save({"model": parser.get_parsed_content("network_def").state_dict(), "network_settings": network_settings.state_dict()}, final_model)
     record["finished"] = True
     record["iterations_per_epoch"] = len(parser.get_parsed_content("train#dataloader"))
     record_file.write_text(json.dumps(record, indent=2))

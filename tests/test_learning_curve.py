@@ -28,6 +28,10 @@ def test_curve_points_on_the_validation_split_and_a_finished_curve_is_kept(pretr
     record = json.loads((tmp_path / "tiny" / "curve.json").read_text())
     iterations_per_epoch = record["iterations_per_epoch"]  # 49 training items, batch 8, last partial batch dropped
     assert record["finished"] and iterations_per_epoch == 6
+    from reclf_monai.networks import RECLFModel, load_pretrained_weights, read_network_settings
+
+    final_model = tmp_path / "tiny" / "models" / "model.pt"
+    load_pretrained_weights(RECLFModel.from_settings(read_network_settings(final_model)), final_model)
     points = record["points"]
     assert [point["iteration"] for point in points] == [0, 3, 6]
     assert points[0]["train_seconds"] == 0 < points[1]["train_seconds"] < points[2]["train_seconds"]
