@@ -41,7 +41,7 @@ rm -rf "$run" "$out/downstream"
 echo "[demo] pretraining (aggregation reclf unless overridden; progress below; TensorBoard: $run/eval/tensorboard)"
 start=$(date +%s)
 bundle_run --config_file "['$bundle/configs/train.json','$schedule']" "${settings[@]}" --output_dir "$run/eval" \
-  --train#trainer#max_epochs $epochs --val_interval $(( epochs + 1 )) "$@"
+  --val_interval $(( epochs + 1 )) "$@"
 echo "[demo] pretraining took $(( $(date +%s) - start )) s"
 
 # Downstream: every task bundle on the last checkpoint and on the same networks untrained; test
