@@ -17,8 +17,9 @@ OUTPUT_DIR/downstream/MODE/seedS/TASK: zero-shot five classes and laterality, cl
 retrieval P@1/5/10, the pointing game once; linear classification and segmentation (frozen
 encoder) once per ``--fractions`` (default 1 %, 10 %, 100 % of the training labels, the same
 labelled subset for every run), in TASK_fFRACTION. Their training seed is the pretraining seed.
-One reference row, the same networks with random weights (downstream seed 0, the architecture of
-the first mode's first-seed checkpoint), shows chance level; it lies in OUTPUT_DIR/downstream/random.
+The pointing game needs a local scorer, so `global_only` has no grounding cell. One reference
+row, the same networks with random weights (downstream seed 0, the architecture of the first
+mode with a local scorer, first seed), shows chance level; it lies in OUTPUT_DIR/downstream/random.
 
 Resumable: a finished cell is never recomputed. A pretraining cell is finished when its record
 (pretrain_run.json: settings, wall time) matches the current settings and its
@@ -84,6 +85,8 @@ PRETRAIN_RECORD = "pretrain_run.json"
 FRACTION_TASKS = ("classification", "segmentation")
 RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
 RANDOM = "random init"
+# Tasks that read the local scorer's word-to-region attention: not defined for `global_only`.
+LOCAL_SCORER_TASKS = ("grounding",)
 
 
 @dataclass
@@ -202,12 +205,20 @@ def downstream_tasks(args: argparse.Namespace, checkpoint: Path, fraction: float
     return tasks
 
 
+def reference_mode(modes: list[str]) -> str:
+    """The mode whose architecture the random-weights reference takes: the first with a local
+    scorer (so every task is defined for it), else the first."""
+    return next((mode for mode in modes if mode != "global_only"), modes[0])
+
+
 def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
     """Every cell in the order they run: per mode and seed its pretraining, then its downstream
-    tasks; the random-weights reference last."""
+    tasks (those defined for the mode); the random-weights reference last."""
 
     def downstream(mode: str, seed: int) -> list[Cell]:
-        return [Cell(mode, seed, key, fraction) for key in task_keys for fraction in (args.fractions if key in FRACTION_TASKS else [None])]
+        architecture = reference_mode(args.modes) if mode == RANDOM else mode
+        keys = [key for key in task_keys if not (architecture == "global_only" and key in LOCAL_SCORER_TASKS)]
+        return [Cell(mode, seed, key, fraction) for key in keys for fraction in (args.fractions if key in FRACTION_TASKS else [None])]
 
     cells = []
     for mode in args.modes:
@@ -406,7 +417,7 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
         status, record = pretrain(args, cell, folder)
         checkpoints[(cell.mode, cell.seed)] = Path(record["checkpoint"])
         return status, cell_record(cell, status, {}, time.time() - start if status == "computed" else None, record["seconds"])
-    source = (args.modes[0], args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
+    source = (reference_mode(args.modes), args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
     if source not in checkpoints and args.report_only:
         return not_run
     if source not in checkpoints:

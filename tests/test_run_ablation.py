@@ -174,14 +174,14 @@ def test_a_partially_written_pretraining_cell_is_done_again(ablation):
     are computed again, every other cell is reused."""
     assert ablation.first.status == 0
     before = modification_times(ablation.folder)
-    (ablation.folder / "runs" / "pretrain" / "mean" / "seed0" / "pretrain_run.json").unlink()
+    (ablation.folder / "runs" / "pretrain" / "global_only" / "seed0" / "pretrain_run.json").unlink()
     again = run_ablation(ablation.corpus, ablation.folder)
     assert again.status == 0, again.output[-4000:]
-    assert "mean seed 0 pretrain: computed" in again.output
-    assert "mean seed 0 zeroshot_five: computed" in again.output and "mean seed 0 classification_f0.2: computed" in again.output
-    assert again.output.count(": reused\n") == 8 - 3
+    assert "global_only seed 0 pretrain: computed" in again.output
+    assert "global_only seed 0 zeroshot_five: computed" in again.output and "global_only seed 0 classification_f0.2: computed" in again.output
+    assert again.output.count(": reused\n") == 8 - 3  # the random reference takes mean's architecture
     after = modification_times(ablation.folder)
-    assert after[("mean", 0)] != before[("mean", 0)] and after[("global_only", 0)] == before[("global_only", 0)]
+    assert after[("global_only", 0)] != before[("global_only", 0)] and after[("mean", 0)] == before[("mean", 0)]
 
 
 def test_a_failing_pretraining_fails_its_cells_and_the_exit_status(pretraining_corpus, tmp_path):
@@ -196,6 +196,18 @@ def test_a_failing_pretraining_fails_its_cells_and_the_exit_status(pretraining_c
 
 def _record(mode, seed, figures, task="classification", fraction=0.1, status="computed"):
     return {"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": status, "figures": figures}
+
+
+def test_grounding_is_planned_only_for_modes_with_a_local_scorer():
+    args = ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--modes", "global_only", "mean", "--seeds", "0", "--fractions", "1"])
+    cells = ablation_script.plan(args, ["zeroshot_five", "grounding"])
+    assert [cell.label() for cell in cells] == [
+        "global_only seed 0 pretrain", "global_only seed 0 zeroshot_five",
+        "mean seed 0 pretrain", "mean seed 0 zeroshot_five", "mean seed 0 grounding",
+        "random init seed 0 zeroshot_five", "random init seed 0 grounding",
+    ]  # fmt: skip
+    assert ablation_script.reference_mode(args.modes) == "mean"
+    assert ablation_script.reference_mode(["global_only"]) == "global_only"
 
 
 def test_mean_and_sample_std_per_cell_with_failed_seeds():
