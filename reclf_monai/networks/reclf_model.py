@@ -175,7 +175,7 @@ class RECLFModel(nn.Module):
 
         Why: SRM's score correction and IRM's output layer start at zero (plain mean matching),
         and at the encoders' rate they hardly move in a short schedule: after the demo's 168 steps
-        at 3e-4, IRM's word weights were within a few per cent of uniform. A scale of 1 gives one
+        at 3e-4, IRM's word weights were within 0.2 % of uniform. A scale of 1 gives one
         group, as a plain list of the parameters would (so earlier optimizer states still load).
         """
         if relation_lr_scale <= 0:
