@@ -19,7 +19,8 @@ none`` with the checkpoint's image size for those that train on the image encode
 writes its own folder OUTPUT_DIR/TASK/ENCODER (logs, TensorBoard, checkpoints, metrics.json); a
 run whose folder holds a finished record with the same settings and the same checkpoint file
 (path, size, modification time) is not run again, so a stopped table continues where it stopped. ``--eval_items N`` scores the classification, segmentation and
-grounding runs on a seeded sample of N test (and validation) images, for a quick table.
+grounding runs on a seeded sample of N test (and validation) images, for a quick table. A
+``global_only`` checkpoint has no local scorer, so the grounding task is left out for it.
 
     python scripts/downstream_table.py --checkpoint RUN/models/model.pt \
         --dataset_dir demo_output/iu_phantom --output_dir runs/downstream
@@ -40,6 +41,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 ENCODERS = ("pretrained", "random")
 RECORD = "downstream_run.json"
+# Tasks that read the local scorer's word-to-region attention: not defined for a `global_only`
+# checkpoint, which is left out of them (with a line saying so) rather than failing there.
+LOCAL_SCORER_TASKS = ("grounding",)
 
 
 @dataclass
@@ -221,7 +225,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from reclf_monai.networks import image_encoder_settings
+    from reclf_monai.networks import image_encoder_settings, pretraining_settings
 
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +239,11 @@ def main(argv=None) -> int:
         if unknown:
             raise SystemExit(f"unknown tasks {sorted(unknown)}; choose from {[task.key for task in tasks]}")
         tasks = [task for task in tasks if task.key in args.tasks]
+    if pretraining_settings(args.checkpoint)["aggregation"] == "global_only":
+        skipped = [task.name for task in tasks if task.key in LOCAL_SCORER_TASKS]
+        if skipped:
+            print(f"[downstream] left out for a global_only checkpoint (no local scorer): {', '.join(skipped)}", flush=True)
+        tasks = [task for task in tasks if task.key not in LOCAL_SCORER_TASKS]
 
     rows, failures = [], []
     for index, task in enumerate(tasks):

@@ -63,6 +63,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from downstream_table import (  # noqa: E402  (a script beside this one, not a package)
+    LOCAL_SCORER_TASKS,
     RECORD,
     Step,
     Task,
@@ -85,8 +86,6 @@ PRETRAIN_RECORD = "pretrain_run.json"
 FRACTION_TASKS = ("classification", "segmentation")
 RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
 RANDOM = "random init"
-# Tasks that read the local scorer's word-to-region attention: not defined for `global_only`.
-LOCAL_SCORER_TASKS = ("grounding",)
 
 
 @dataclass

@@ -159,3 +159,14 @@ def test_unknown_task_is_refused(corpus, checkpoint, tmp_path):
     result = downstream_table_cli(corpus, checkpoint, tmp_path, "--tasks", "segmentaton")
     assert result.returncode != 0
     assert "unknown tasks ['segmentaton']" in result.stdout
+
+
+def test_grounding_is_left_out_for_a_global_only_checkpoint(corpus, tmp_path):
+    """The pointing game needs the local scorer's attention: a `global_only` checkpoint is told,
+    not failed."""
+    global_only = write_tiny_pretraining_checkpoint(tmp_path / "global_only.pt", aggregation="global_only", image_size=IMAGE_SIZE)
+    result = downstream_table(corpus, global_only, tmp_path / "out", "--tasks", "grounding")
+    assert result.returncode == 0, result.stdout
+    assert "left out for a global_only checkpoint (no local scorer): grounding" in result.stdout
+    assert json.loads((tmp_path / "out" / "downstream_table.json").read_text())["rows"] == []
+    assert not (tmp_path / "out" / "grounding").exists()
