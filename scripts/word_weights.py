@@ -11,7 +11,8 @@ reads alpha (the same weights the grounding bundle uses) for each of the first N
 each report with its own image, and sorts every word token into one kind:
 
 - finding: a word of one of the report's own MeSH terms (the datalist's ``mesh`` list, e.g.
-  "Calcified Granuloma/lung/upper lobe/right"), unless it is a location word;
+  "Calcified Granuloma/lung/upper lobe/right"), plural or singular ("arteries" matches
+  "Pulmonary Artery"), unless it is a location word;
 - location: side, lobe and zone words (LOCATION_WORDS);
 - negation: NEGATION_WORDS;
 - punctuation;
@@ -83,9 +84,20 @@ def words_of(tokens: Sequence[str], is_word: Sequence[bool]) -> list[tuple[str, 
     return words
 
 
+def singular(word: str) -> str:
+    """English plural to singular, for the regular endings that report words take ("opacities",
+    "effusions"); enough to match a report's words to its MeSH terms, not a general stemmer."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "is", "us")):
+        return word[:-1]
+    return word
+
+
 def finding_vocabulary(mesh_terms: Sequence[str]) -> frozenset[str]:
-    """The lower-case words of a report's MeSH terms ("Aorta, Thoracic/tortuous" -> aorta, thoracic, tortuous)."""
-    return frozenset(word for term in mesh_terms for word in re.findall(r"[a-z]+", term.lower()))
+    """The lower-case singular words of a report's MeSH terms ("Aorta, Thoracic/tortuous" -> aorta,
+    thoracic, tortuous)."""
+    return frozenset(singular(word) for term in mesh_terms for word in re.findall(r"[a-z]+", term.lower()))
 
 
 def kind_of(word: str, findings: frozenset[str]) -> str:
@@ -95,7 +107,7 @@ def kind_of(word: str, findings: frozenset[str]) -> str:
         return "location"
     if word in NEGATION_WORDS:
         return "negation"
-    return "finding" if word in findings else "other"
+    return "finding" if singular(word) in findings else "other"
 
 
 def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]]]:

@@ -30,6 +30,12 @@ def test_kinds_come_from_the_reports_own_mesh_terms_and_the_word_lists():
     assert kinds == {"granuloma": "finding", "right": "location", "upper": "location", "no": "negation", ".": "punctuation", "seen": "other", "effusion": "other"}
 
 
+def test_plural_report_words_match_singular_mesh_words_and_back():
+    findings = word_weights.finding_vocabulary(["Pulmonary Artery/enlarged", "Opacity/lung/base/bilateral", "Nodules", "Atelectasis"])
+    kinds = {word: word_weights.kind_of(word, findings) for word in ["arteries", "opacities", "nodule", "atelectasis", "lungs", "arterial", "glass"]}
+    assert kinds == {"arteries": "finding", "opacities": "finding", "nodule": "finding", "atelectasis": "finding", "lungs": "finding", "arterial": "other", "glass": "other"}
+
+
 def summary_tables(output: str) -> list[dict[str, tuple[float, float, str]]]:
     """kind -> (token share, weight share, lift) of each checkpoint's table, in order."""
     blocks = re.split(r"^.* \(aggregation \w+, \d+ reports\)$", output, flags=re.MULTILINE)[1:]
