@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[curve] {args.name}: finished earlier ({record_file}); delete it to rerun")
             return 0
 
-    import torch
     from ignite.engine import Events
     from monai.bundle import ConfigParser
+
+    from reclf_monai.networks import save_checkpoint
 
     bundle = ROOT / "bundles" / "reclf_pretrain"
     parser = ConfigParser()
@@ -179,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.run()
     final_model = run_dir / "models" / "model.pt"
     final_model.parent.mkdir(parents=True, exist_ok=True)
-    network_settings = parser.get_parsed_content("network_settings")
-    torch.save({"model": parser.get_parsed_content("network_def").state_dict(), "network_settings": network_settings.state_dict()}, final_model)
+    save_checkpoint(parser.get_parsed_content("network_def"), final_model)
     record["finished"] = True
     record["iterations_per_epoch"] = len(parser.get_parsed_content("train#dataloader"))
     record_file.write_text(json.dumps(record, indent=2))

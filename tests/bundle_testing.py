@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from reclf_monai.networks import ImageEncoder, NetworkSettings, RECLFModel, TextEncoder
+from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder, save_checkpoint
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "monai" / "meta_schema_20240725.json"
@@ -155,8 +155,7 @@ def write_tiny_pretraining_checkpoint(path: Path, aggregation: str = "reclf", im
         aggregation,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "network_settings": NetworkSettings(model).state_dict()}, path)
-    return path
+    return save_checkpoint(model, path)
 
 
 def with_centred_logits(network: torch.nn.Module, seed: int = 1) -> torch.nn.Module:

@@ -11,6 +11,7 @@ from reclf_monai.networks import (
     TextEncoder,
     load_pretrained_weights,
     read_network_settings,
+    save_checkpoint,
     settings_differences,
 )
 
@@ -26,11 +27,6 @@ def tiny_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32, 
         match_dim=8,
         relation_heads=2,
     )
-
-
-def save_checkpoint(model, path):
-    torch.save({"model": model.state_dict(), "network_settings": NetworkSettings(model).state_dict()}, path)
-    return path
 
 
 def test_from_settings_rebuilds_the_same_network(tmp_path):
@@ -121,3 +117,4 @@ def test_network_settings_in_a_resume_refuse_another_network(tmp_path):
 def test_max_length_beyond_the_position_embeddings_is_refused():
     with pytest.raises(ValueError, match=r"max_length must lie in \[2, 512\]"):
         TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, max_length=513)
+

@@ -6,6 +6,7 @@ from reclf_monai.networks.checkpoint_settings import (
     load_pretrained_weights,
     read_checkpoint,
     read_network_settings,
+    save_checkpoint,
     settings_differences,
 )
 from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, read_unet_settings
@@ -52,6 +53,7 @@ __all__ = [
     "pretraining_settings",
     "read_checkpoint",
     "read_network_settings",
+    "save_checkpoint",
     "read_unet_settings",
     "settings_differences",
 ]

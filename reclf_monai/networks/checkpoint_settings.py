@@ -85,6 +85,14 @@ class NetworkSettings:
             raise DataError(self.source, "checkpoint was written for another network: " + "; ".join(differences))
 
 
+def save_checkpoint(network: nn.Module, path: str | os.PathLike) -> str | os.PathLike:
+    """Write `network` (or its DDP wrapper) to `path` in the bundles' checkpoint format and return
+    `path`; for code that trains outside a bundle (whose ``CheckpointSaver`` writes the same two
+    entries)."""
+    torch.save({WEIGHTS_KEY: unwrap(network).state_dict(), SETTINGS_KEY: NetworkSettings(network).state_dict()}, path)
+    return path
+
+
 def read_torch_file(path: str | os.PathLike, kind: str = "checkpoint") -> Any:
     """``torch.load`` (tensors and plain data only) with a DataError naming the file and `kind`."""
     if not os.path.isfile(path):
