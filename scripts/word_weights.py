@@ -20,7 +20,10 @@ each report with its own image, and sorts every word token into one kind:
 
 Per checkpoint it prints one row per kind: the share of tokens of that kind (mean over reports),
 the share of alpha on them (mean over reports; alpha sums to 1 per report), and their ratio, the
-lift (above 1: weighed above the uniform weighting of `mean`). `--show K` also prints the first K
+lift (above 1: weighed above the uniform weighting of `mean`); then how far the weights are from
+uniform at all (percentiles of alpha per token x the report's tokens, 1 for `mean`) and, for
+`srm`/`reclf`, how large SRM's score corrections are against the word scores they correct (`srm`
+weighs words uniformly; SRM acts on the scores). `--show K` also prints the first K
 reports word by word with alpha x words (1 = uniform). The report text of IU-Phantom is licensed
 (CC BY-NC-ND): print it, do not publish it. `--image` with `--report` scores one hand-written
 report against one image instead. Needs an aggregation with a local scorer (not `global_only`).
@@ -41,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_shortlist import encode, load_network  # noqa: E402  (a script beside this one, not a package)
 
 from reclf_monai.data import TokenizeReportd, load_datalist  # noqa: E402
-from reclf_monai.networks.grounding import word_attention_maps  # noqa: E402
+from reclf_monai.networks.grounding import paired_match_details  # noqa: E402
 
 KINDS = ("finding", "location", "negation", "punctuation", "other")
 LOCATION_WORDS = frozenset(
@@ -110,23 +113,36 @@ def kind_of(word: str, findings: frozenset[str]) -> str:
     return "finding" if singular(word) in findings else "other"
 
 
-def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]]]:
-    """The checkpoint's aggregation and, per item, its words as (word, kind, alpha summed over the
-    word's tokens, tokens)."""
+def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]], float | None]:
+    """The checkpoint's aggregation; per item its words as (word, kind, alpha summed over the
+    word's tokens, tokens); and, with SRM, its mean |correction| over the word tokens relative to
+    the mean |word score| before it (None without SRM)."""
     model = load_network(checkpoint)
     if model.local_matching is None:
         raise SystemExit(f"{checkpoint}: aggregation {model.aggregation!r} has no local scorer, so no word weights")
     settings = model.settings["text_encoder"]
     tokenize = TokenizeReportd(tokenizer=settings["model_name_or_path"], max_length=settings["max_length"])
     image_features, text_features = encode(model, items, batch_size)
+    word_mask = text_features["word_mask"].bool()
     with torch.no_grad():
-        alphas, _ = word_attention_maps(model, image_features, text_features)
+        details = paired_match_details(model, image_features, text_features)
     reports = []
-    for item, alpha, is_word in zip(items, alphas, text_features["word_mask"].bool()):
+    for item, alpha, is_word in zip(items, details["token_weights"], word_mask):
         tokens = tokenize.tokenizer.convert_ids_to_tokens(tokenize({"report": item["report"]})["input_ids"].tolist())
         findings = finding_vocabulary(item.get("mesh", []))
         reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words_of(tokens, is_word.tolist())])
-    return model.aggregation, reports
+    correction_share = None
+    if "token_corrections" in details:
+        corrections = details["token_corrections"][word_mask]
+        correction_share = float(corrections.abs().mean() / (details["token_scores"][word_mask] - corrections).abs().mean())
+    return model.aggregation, reports, correction_share
+
+
+def relative_weight_range(reports: list[list[tuple[str, str, float, int]]]) -> tuple[float, float, float]:
+    """5th percentile, median and 95th percentile over all words of alpha per token x the report's
+    tokens: 1 everywhere for uniform weights (`mean`), spread where the aggregation picks words."""
+    values = torch.tensor([alpha / count * sum(c for *_, c in words) for words in reports for *_, alpha, count in words])
+    return tuple(float(value) for value in torch.quantile(values, torch.tensor([0.05, 0.5, 0.95])))
 
 
 def summary_rows(reports: list[list[tuple[str, str, float, int]]]) -> dict[str, tuple[float, float]]:
@@ -141,12 +157,16 @@ def summary_rows(reports: list[list[tuple[str, str, float, int]]]) -> dict[str, 
     return {kind: (token_share[kind], weight_share[kind]) for kind in KINDS}
 
 
-def print_summary(checkpoint: str, aggregation: str, rows: dict[str, tuple[float, float]], count: int) -> None:
-    print(f"\n{checkpoint} (aggregation {aggregation}, {count} reports)")
+def print_summary(checkpoint: str, aggregation: str, reports: list[list[tuple[str, str, float, int]]], correction_share: float | None) -> None:
+    print(f"\n{checkpoint} (aggregation {aggregation}, {len(reports)} reports)")
     print("| kind of word | share of tokens | share of alpha | lift |\n|---|---:|---:|---:|")
-    for kind, (tokens, weight) in rows.items():
+    for kind, (tokens, weight) in summary_rows(reports).items():
         lift = f"{weight / tokens:.3f}" if tokens > 0 else "-"
         print(f"| {kind} | {tokens:.3f} | {weight:.3f} | {lift} |")
+    low, median, high = relative_weight_range(reports)
+    print(f"word weight per token x tokens (1 = uniform): 5th percentile {low:.3f}, median {median:.3f}, 95th percentile {high:.3f}")
+    if correction_share is not None:
+        print(f"SRM score corrections: mean |correction| = {correction_share:.4f} x mean |word score|")
 
 
 def print_report(words: list[tuple[str, str, float, int]]) -> None:
@@ -162,12 +182,12 @@ def main(argv=None) -> None:
     else:
         items = load_datalist(args.datalist, args.split, required_keys=["image", "report"])[: args.items or None]
     for checkpoint in args.checkpoint:
-        aggregation, reports = word_weights(checkpoint, items, args.batch_size)
+        aggregation, reports, correction_share = word_weights(checkpoint, items, args.batch_size)
         if args.image is not None:
             print(f"{checkpoint} (aggregation {aggregation}): word[kind initial] alpha x words")
             print_report(reports[0])
             continue
-        print_summary(checkpoint, aggregation, summary_rows(reports), len(reports))
+        print_summary(checkpoint, aggregation, reports, correction_share)
         for words in reports[: args.show]:
             print_report(words)
 

@@ -203,6 +203,21 @@ def _perturb_zero_initialised_layers(matching):
             matching.irm.importance[-1].weight.normal_(generator=generator)
 
 
+@pytest.mark.parametrize("aggregation", ["srm", "reclf"])
+def test_srm_corrections_are_what_it_adds_to_the_plain_word_scores(aggregation):
+    """`token_corrections` (for inspecting SRM) is exactly s~ - s, where s is `mean`'s word score."""
+    patches, words, word_mask, _ = make_batch()
+    matching = LocalMatching(D, aggregation, match_dim=8, relation_heads=2).eval()
+    _perturb_zero_initialised_layers(matching)
+    with torch.no_grad():
+        details = matching.match_details(patches, words, word_mask)
+        plain = LocalMatching(D, "mean").match_details(patches, words, word_mask)
+    corrections = details["token_corrections"]
+    assert corrections[:, word_mask].abs().min() > 0 and torch.all(corrections[:, ~word_mask] == 0)
+    assert torch.allclose(details["token_scores"] - corrections, plain["token_scores"], atol=1e-6)
+    assert "token_corrections" not in plain
+
+
 @pytest.mark.parametrize("aggregation", LOCAL_AGGREGATIONS)
 def test_bf16_autocast_gives_finite_scores_and_gradients_with_padding_kept_out(aggregation):
     """What a CPU can show of mixed precision: large-norm features (lse uses them raw), an empty

@@ -44,13 +44,13 @@ def summary_tables(output: str) -> list[dict[str, tuple[float, float, str]]]:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """An untrained `mean` model and a `reclf` one whose IRM output layer is random (IRM starts
-    at zero, i.e. uniform weights)."""
+    """An untrained `mean` model and a `reclf` one whose IRM and SRM output layers are random
+    (both start at zero: uniform weights, no corrections)."""
     folder = tmp_path_factory.mktemp("word_weights")
     paths = {mode: write_tiny_pretraining_checkpoint(folder / f"{mode}.pt", aggregation=mode) for mode in ("mean", "reclf")}
     checkpoint = torch.load(paths["reclf"], weights_only=True)
-    layer = checkpoint["model"]["local_matching.irm.importance.2.weight"]
-    checkpoint["model"]["local_matching.irm.importance.2.weight"] = torch.randn(layer.shape, generator=torch.Generator().manual_seed(0))
+    for name in ("local_matching.irm.importance.2.weight", "local_matching.srm.score_correction.weight"):
+        checkpoint["model"][name] = torch.randn(checkpoint["model"][name].shape, generator=torch.Generator().manual_seed(0))
     torch.save(checkpoint, paths["reclf"])
     return paths
 
@@ -69,6 +69,10 @@ def test_shares_add_up_to_one_and_mean_weighs_every_token_alike(pretraining_corp
         assert lift in ("-", "1.000")
     assert any(abs(weight - tokens) > 1e-3 for tokens, weight, _ in reclf.values())  # IRM does not weigh uniformly
     assert "(aggregation reclf, 12 reports)" in output
+    ranges = re.findall(r"5th percentile ([\d.]+), median ([\d.]+), 95th percentile ([\d.]+)", output)
+    assert ranges[0] == ("1.000", "1.000", "1.000") and float(ranges[1][2]) > float(ranges[1][0]) + 0.01
+    corrections = re.findall(r"mean \|correction\| = ([\d.]+) x", output)
+    assert len(corrections) == 1 and float(corrections[0]) > 0  # reclf's SRM only: mean has none
     shown = [line for line in output.splitlines() if line.startswith("  ")]
     assert len(shown) == 4  # --show 2 for each checkpoint
 

@@ -19,33 +19,42 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def word_attention_maps(
+def paired_match_details(
     model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Word weights alpha (B, T) and word-to-region attention maps a (B, T, h, w) of image i and
-    text i (paired, not all pairs) from the model's features (``encode_image`` / ``encode_text``);
-    row-major patches, so (0, 0) is the top-left patch. Both are 0 at the padding."""
+) -> dict[str, torch.Tensor]:
+    """The local scorer's per-token details (``LocalMatching.match_details``) of image i and text i
+    (paired, not all pairs) from the model's features (``encode_image`` / ``encode_text``): the
+    local score `similarity` (B,) and per token, 0 at the padding, `token_weights` alpha (B, T),
+    `token_scores` (B, T), `attention` (B, T, P) and, with SRM, `token_corrections` (B, T)."""
     model = getattr(model, "module", model)
     matching = model.local_matching
     if matching is None:
         raise ValueError(f"aggregation {model.aggregation!r} has no local scorer, so no word-to-region attention to ground a phrase with")
-    patch_map = image_features["patch_map"]
-    count, height, width = patch_map.shape[0], patch_map.shape[-2], patch_map.shape[-1]
+    count = image_features["patches"].shape[0]
     if text_features["tokens"].shape[0] != count:
         raise ValueError(f"{count} images but {text_features['tokens'].shape[0]} phrases: grounding pairs image i with phrase i")
     importance = text_features.get("cls_attention")
-    weights, maps = [], []
-    for index in range(count):
-        details = matching.match_details(
+    pairs = [
+        matching.match_details(
             image_features["patches"][index : index + 1],
             text_features["tokens"][index : index + 1],
             text_features["word_mask"][index : index + 1],
             None if importance is None else importance[index : index + 1],
         )
-        attention = details["attention"][0, 0]  # (T, P)
-        weights.append(details["token_weights"][0, 0])
-        maps.append(attention.view(attention.shape[0], height, width))
-    return torch.stack(weights), torch.stack(maps)
+        for index in range(count)
+    ]
+    return {key: torch.stack([details[key][0, 0] for details in pairs]) for key in pairs[0]}
+
+
+def word_attention_maps(
+    model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word weights alpha (B, T) and word-to-region attention maps a (B, T, h, w) of image i and
+    text i (see :func:`paired_match_details`); row-major patches, so (0, 0) is the top-left patch."""
+    details = paired_match_details(model, image_features, text_features)
+    height, width = image_features["patch_map"].shape[-2:]
+    attention = details["attention"]
+    return details["token_weights"], attention.view(*attention.shape[:2], height, width)
 
 
 def phrase_heatmaps(model: nn.Module, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:

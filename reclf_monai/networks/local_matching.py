@@ -148,8 +148,9 @@ class LocalMatching(nn.Module):
         """Like forward, also returning per-token details (for grounding and inspection):
 
         `token_scores` s~ (B_img, B_txt, T), `token_weights` alpha (B_img, B_txt, T) (for `lse`,
-        softmax(temp2 * s), which is how log-sum-exp weighs words) and `attention`
-        a (B_img, B_txt, T, P), all 0 at padding after each report's last word. The attention is
+        softmax(temp2 * s), which is how log-sum-exp weighs words), `attention`
+        a (B_img, B_txt, T, P) and, with SRM, `token_corrections` g (B_img, B_txt, T) (the part of
+        s~ that SRM added), all 0 at padding after each report's last word. The attention is
         B*B*T*P values: meant for small batches.
         """
         if self.aggregation == "fixed_importance" and word_importance is None:
@@ -167,14 +168,16 @@ class LocalMatching(nn.Module):
             scores, contexts, attention = self._word_contexts(
                 patches, gram, group_words, word_norm[reports, :length], group_mask, patch_match, keep_details
             )
-            weights = None
+            weights = corrections = None
             if self.uses_matching_embeddings:
-                scores, weights = self._relate(scores, contexts, group_words, group_mask)
-            return scores, weights, attention
+                scores, weights, corrections = self._relate(scores, contexts, group_words, group_mask)
+            return scores, weights, attention, corrections
 
-        scores, relation_weights, attention = by_length_groups(word_mask, match_group)
+        scores, relation_weights, attention, corrections = by_length_groups(word_mask, match_group)
         mask = word_mask.expand_as(scores)
         details = {"token_scores": scores, "attention": attention}
+        if corrections is not None:
+            details["token_corrections"] = corrections
 
         if self.aggregation == "lse":
             sharpened = self.gloria_temp2 * scores
@@ -224,24 +227,28 @@ class LocalMatching(nn.Module):
 
     def _relate(
         self, scores: torch.Tensor, contexts: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Matching embeddings of one length group's pairs, then SRM and IRM on them.
 
         scores (n, m, L), contexts (n, m, L, d_m), words (m, L, D), word_mask (m, L). Returns the
-        scores s~ (SRM's corrections added) and IRM's weights (None without IRM).
+        scores s~ (SRM's corrections added), IRM's weights (None without IRM) and SRM's
+        corrections (None without SRM).
         """
         matchings = self.matching_embedding(torch.cat([self.word_to_match(words) * contexts, scores[..., None]], dim=-1))
         identity = self.word_identity(words).expand_as(matchings)
         images, reports, length, dim = matchings.shape
         mask = word_mask.expand(images, -1, -1)
+        corrections = None
         if self.srm is not None:
             pairs = images * reports
             enhanced, correction = self.srm(
                 matchings.reshape(pairs, length, dim), identity.reshape(pairs, length, dim), mask.reshape(pairs, length)
             )
-            matchings, scores = enhanced.view(images, reports, length, dim), scores + correction.view(images, reports, length)
+            matchings = enhanced.view(images, reports, length, dim)
+            corrections = correction.view(images, reports, length).masked_fill(~mask, 0.0)
+            scores = scores + corrections
         weights = None if self.irm is None else self.irm(matchings, identity, mask)
-        return scores, weights
+        return scores, weights, corrections
 
     def images_per_chunk(self, num_reports: int, num_tokens: int, num_patches: int) -> int:
         """How many images fit the memory budget for one reports x tokens x P float32 block each."""
