@@ -22,8 +22,8 @@ Per checkpoint it prints one row per kind: the share of tokens of that kind (mea
 the share of alpha on them (mean over reports; alpha sums to 1 per report), and their ratio, the
 lift (above 1: weighed above the uniform weighting of `mean`); then how far the weights are from
 uniform at all (percentiles of alpha per token x the report's tokens, 1 for `mean`) and, for
-`srm`/`reclf`, how large SRM's score corrections are against the word scores they correct (`srm`
-weighs words uniformly; SRM acts on the scores). `--show K` also prints the first K
+`srm`/`reclf`, how large SRM's score corrections are and how much they vary, against the word
+scores they correct (`srm` weighs words uniformly; SRM acts on the scores). `--show K` also prints the first K
 reports word by word with alpha x words (1 = uniform). The report text of IU-Phantom is licensed
 (CC BY-NC-ND): print it, do not publish it. `--image` with `--report` scores one hand-written
 report against one image instead. Needs an aggregation with a local scorer (not `global_only`).
@@ -113,10 +113,11 @@ def kind_of(word: str, findings: frozenset[str]) -> str:
     return "finding" if singular(word) in findings else "other"
 
 
-def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]], float | None]:
+def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]], dict | None]:
     """The checkpoint's aggregation; per item its words as (word, kind, alpha summed over the
-    word's tokens, tokens); and, with SRM, its mean |correction| over the word tokens relative to
-    the mean |word score| before it (None without SRM)."""
+    word's tokens, tokens); and, with SRM, (mean absolute value, standard deviation) over the word
+    tokens of its corrections and of the word scores before them (None without SRM): a correction
+    that is the same for every word shifts every pair's score alike and changes no ranking."""
     model = load_network(checkpoint)
     if model.local_matching is None:
         raise SystemExit(f"{checkpoint}: aggregation {model.aggregation!r} has no local scorer, so no word weights")
@@ -131,11 +132,12 @@ def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[s
         tokens = tokenize.tokenizer.convert_ids_to_tokens(tokenize({"report": item["report"]})["input_ids"].tolist())
         findings = finding_vocabulary(item.get("mesh", []))
         reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words_of(tokens, is_word.tolist())])
-    correction_share = None
+    corrections = None
     if "token_corrections" in details:
-        corrections = details["token_corrections"][word_mask]
-        correction_share = float(corrections.abs().mean() / (details["token_scores"][word_mask] - corrections).abs().mean())
-    return model.aggregation, reports, correction_share
+        added = details["token_corrections"][word_mask]
+        plain = details["token_scores"][word_mask] - added
+        corrections = {"correction": (float(added.abs().mean()), float(added.std())), "score": (float(plain.abs().mean()), float(plain.std()))}
+    return model.aggregation, reports, corrections
 
 
 def relative_weight_range(reports: list[list[tuple[str, str, float, int]]]) -> tuple[float, float, float]:
@@ -157,7 +159,7 @@ def summary_rows(reports: list[list[tuple[str, str, float, int]]]) -> dict[str, 
     return {kind: (token_share[kind], weight_share[kind]) for kind in KINDS}
 
 
-def print_summary(checkpoint: str, aggregation: str, reports: list[list[tuple[str, str, float, int]]], correction_share: float | None) -> None:
+def print_summary(checkpoint: str, aggregation: str, reports: list[list[tuple[str, str, float, int]]], corrections: dict | None) -> None:
     print(f"\n{checkpoint} (aggregation {aggregation}, {len(reports)} reports)")
     print("| kind of word | share of tokens | share of alpha | lift |\n|---|---:|---:|---:|")
     for kind, (tokens, weight) in summary_rows(reports).items():
@@ -165,8 +167,9 @@ def print_summary(checkpoint: str, aggregation: str, reports: list[list[tuple[st
         print(f"| {kind} | {tokens:.3f} | {weight:.3f} | {lift} |")
     low, median, high = relative_weight_range(reports)
     print(f"word weight per token x tokens (1 = uniform): 5th percentile {low:.3f}, median {median:.3f}, 95th percentile {high:.3f}")
-    if correction_share is not None:
-        print(f"SRM score corrections: mean |correction| = {correction_share:.4f} x mean |word score|")
+    if corrections is not None:
+        (added, added_std), (plain, plain_std) = corrections["correction"], corrections["score"]
+        print(f"SRM score corrections: mean |g| {added:.4f}, standard deviation {added_std:.4f}; word scores before them: mean |s| {plain:.4f}, standard deviation {plain_std:.4f}")
 
 
 def print_report(words: list[tuple[str, str, float, int]]) -> None:
@@ -182,12 +185,12 @@ def main(argv=None) -> None:
     else:
         items = load_datalist(args.datalist, args.split, required_keys=["image", "report"])[: args.items or None]
     for checkpoint in args.checkpoint:
-        aggregation, reports, correction_share = word_weights(checkpoint, items, args.batch_size)
+        aggregation, reports, corrections = word_weights(checkpoint, items, args.batch_size)
         if args.image is not None:
             print(f"{checkpoint} (aggregation {aggregation}): word[kind initial] alpha x words")
             print_report(reports[0])
             continue
-        print_summary(checkpoint, aggregation, reports, correction_share)
+        print_summary(checkpoint, aggregation, reports, corrections)
         for words in reports[: args.show]:
             print_report(words)
 

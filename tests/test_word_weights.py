@@ -71,8 +71,8 @@ def test_shares_add_up_to_one_and_mean_weighs_every_token_alike(pretraining_corp
     assert "(aggregation reclf, 12 reports)" in output
     ranges = re.findall(r"5th percentile ([\d.]+), median ([\d.]+), 95th percentile ([\d.]+)", output)
     assert ranges[0] == ("1.000", "1.000", "1.000") and float(ranges[1][2]) > float(ranges[1][0]) + 0.01
-    corrections = re.findall(r"mean \|correction\| = ([\d.]+) x", output)
-    assert len(corrections) == 1 and float(corrections[0]) > 0  # reclf's SRM only: mean has none
+    corrections = re.findall(r"mean \|g\| ([\d.]+), standard deviation ([\d.]+); word scores before them: mean \|s\| ([\d.]+), standard deviation ([\d.]+)", output)
+    assert len(corrections) == 1 and all(float(value) > 0 for value in corrections[0])  # reclf's SRM only: mean has none
     shown = [line for line in output.splitlines() if line.startswith("  ")]
     assert len(shown) == 4  # --show 2 for each checkpoint
 
