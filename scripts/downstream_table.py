@@ -44,6 +44,8 @@ RECORD = "downstream_run.json"
 # Tasks that read the local scorer's word-to-region attention: not defined for a `global_only`
 # checkpoint, which is left out of them (with a line saying so) rather than failing there.
 LOCAL_SCORER_TASKS = ("grounding",)
+# The figure that describes the test regions rather than the model (grounding's chance level).
+CHANCE_LEVEL = "its chance level"
 
 
 @dataclass
@@ -138,7 +140,7 @@ def build_tasks(args: argparse.Namespace, image_size: int, datalist: Path) -> li
         Task("retrieval", "retrieval, class match", "reclf_retrieval", whole_model({}, run_id="run_class_retrieval"),
              [("P@5", ("class_retrieval", "P@5"))]),
         Task("grounding", "grounding", "reclf_grounding", whole_model({"eval_datalist": str(datalist)}),
-             [("pointing game", ("all", "pointing_game")), ("its chance level", ("all", "region_fraction"))]),
+             [("pointing game", ("all", "pointing_game")), (CHANCE_LEVEL, ("all", "region_fraction"))]),
     ]
 
 

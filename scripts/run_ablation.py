@@ -37,8 +37,10 @@ Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by a
 the time left (the mean measured time of this invocation's cells of the same kind times the
 cells of that kind still to do). A cell that fails is recorded with its root cause and the
 others go on; the exit status is then 1. At the end ``--report`` (default
-docs/results_ablation.md) gets the command, the machine, the times and one table per task (rows
-the modes and the random reference, cells "mean ± sample std (n=seeds)"), beside it a .json of
+docs/results_ablation.md) gets the command, the machine, the times, `reclf` against the best
+pooling baseline per score (its difference and whether it stands out of the seed spread, see
+`comparison_rows`) and one table per task (rows the modes and the random reference, cells
+"mean ± sample std (n=seeds)"), beside it a .json of
 every per-seed figure and a folder of PNG plots (one per task, modes side by side with error
 bars; needs matplotlib).
 
@@ -63,6 +65,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from downstream_table import (  # noqa: E402  (a script beside this one, not a package)
+    CHANCE_LEVEL,
     LOCAL_SCORER_TASKS,
     RECORD,
     Step,
@@ -86,6 +89,9 @@ PRETRAIN_RECORD = "pretrain_run.json"
 FRACTION_TASKS = ("classification", "segmentation")
 RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
 RANDOM = "random init"
+# The comparison the method claims: relation modelling (CANDIDATE) against pooling without it.
+CANDIDATE = "reclf"
+POOLING_BASELINES = ("lse", "fixed_importance", "mean")
 
 
 @dataclass
@@ -315,6 +321,55 @@ def markdown_table(rows: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def comparison_rows(tables: dict[str, dict[str, dict[str, dict[str, Any]]]], titles: dict[str, str]) -> list[dict[str, Any]]:
+    """Per task and score: the best pooling baseline (highest mean of POOLING_BASELINES), reclf,
+    reclf minus it and a verdict: "above"/"below" when the difference exceeds two standard errors
+    of it (sqrt(s1^2/n1 + s2^2/n2), sample stds), else "within the spread"; "one seed" when either
+    side has fewer than two. Picking the best baseline on these same figures favours the
+    baselines, so an "above" is a conservative call."""
+    rows = []
+    for task, modes in tables.items():
+        for name in columns_of(modes):
+            if name == CHANCE_LEVEL:
+                continue
+            values = {mode: (modes.get(mode, {}).get(name) or {}).get("values", []) for mode in (*POOLING_BASELINES, CANDIDATE)}
+            baselines = [mode for mode in POOLING_BASELINES if values[mode]]
+            if not values[CANDIDATE] or not baselines:
+                continue
+            best = max(baselines, key=lambda mode: statistics.mean(values[mode]))
+            candidate, baseline = values[CANDIDATE], values[best]
+            difference = statistics.mean(candidate) - statistics.mean(baseline)
+            verdict = "one seed"
+            if len(candidate) > 1 and len(baseline) > 1:
+                error = math.sqrt(statistics.variance(candidate) / len(candidate) + statistics.variance(baseline) / len(baseline))
+                verdict = "above" if difference > 2 * error else "below" if difference < -2 * error else "within the spread"
+            rows.append({"task": titles.get(task, task), "figure": name, "baseline": best, "baseline_cell": modes[best][name],
+                         "candidate_cell": modes[CANDIDATE][name], "difference": difference, "verdict": verdict})  # fmt: skip
+    return rows
+
+
+def comparison_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's answer to "does reclf beat the best pooling baseline": one line per score and a count."""
+    if not rows:
+        return []
+    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in ("above", "below", "within the spread", "one seed")}
+    lines = [
+        "", f"## {CANDIDATE} against the best pooling baseline", "",
+        f"Per score, the pooling baseline ({', '.join(POOLING_BASELINES)}) with the highest mean, and {CANDIDATE}'s mean minus "
+        "its mean; \"above\"/\"below\" when the difference exceeds two standard errors of it (sample stds over seeds), "
+        "else \"within the spread\". The baseline is picked on these same figures, which favours the baselines. "
+        f"{CANDIDATE} is above in {counts['above']}, below in {counts['below']} and within the spread in "
+        f"{counts['within the spread']} of {len(rows)} scores" + (f" ({counts['one seed']} with one seed, no spread yet)" if counts["one seed"] else "") + ".", "",
+        f"| task | figure | best pooling baseline | {CANDIDATE} | difference | verdict |", "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in rows:
+        lines.append(
+            f"| {row['task']} | {row['figure']} | {row['baseline']}: {format_cell(row['baseline_cell'])} | "
+            f"{format_cell(row['candidate_cell'])} | {row['difference']:+.3f} | {row['verdict']} |"
+        )
+    return lines
+
+
 def pyplot():
     """matplotlib's pyplot on the Agg backend (files only, no display)."""
     try:
@@ -395,6 +450,7 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
     for record in failed:
         fraction = "" if record["fraction"] is None else f" at {100 * record['fraction']:g} %"
         lines.append(f"  - {record['mode']} seed {record['seed']} {record['task']}{fraction}: {record['error']}")
+    lines += comparison_section(comparison_rows(tables, titles))
     for task, rows in tables.items():
         plot(task, titles.get(task, task), rows, plots / f"{task}.png")
         lines += ["", f"## {titles.get(task, task)}", "", markdown_table(rows), "", f"![{task}]({plots.name}/{task}.png)"]

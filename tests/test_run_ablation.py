@@ -267,3 +267,29 @@ def test_plots_without_matplotlib_name_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(SystemExit, match="matplotlib"):
         ablation_script.pyplot()
+
+
+def test_reclf_is_compared_with_the_best_pooling_baseline_against_the_seed_spread():
+    def records(mode, task, figures_per_seed, fraction=None):
+        return [_record(mode, seed, figures, task=task, fraction=fraction) for seed, figures in enumerate(figures_per_seed)]
+
+    tables = ablation_script.summarize([
+        *records("mean", "zeroshot_five", [{"macro AUC": 0.60}, {"macro AUC": 0.62}, {"macro AUC": 0.61}]),
+        *records("lse", "zeroshot_five", [{"macro AUC": 0.64}, {"macro AUC": 0.66}, {"macro AUC": 0.65}]),
+        *records("reclf", "zeroshot_five", [{"macro AUC": 0.70}, {"macro AUC": 0.71}, {"macro AUC": 0.72}]),
+        *records("lse", "grounding", [{"pointing game": 0.30, "its chance level": 0.1}, {"pointing game": 0.20, "its chance level": 0.1}]),
+        *records("reclf", "grounding", [{"pointing game": 0.28, "its chance level": 0.1}, {"pointing game": 0.18, "its chance level": 0.1}]),
+        *records("fixed_importance", "classification", [{"AUC": 0.8}], fraction=0.1),
+        *records("reclf", "classification", [{"AUC": 0.7}], fraction=0.1),
+        *records("srm", "retrieval", [{"P@5": 0.9}]),
+    ])  # fmt: skip
+    rows = ablation_script.comparison_rows(tables, {"zeroshot_five": "zero-shot, five classes"})
+    summary = [(row["task"], row["figure"], row["baseline"], round(row["difference"], 3), row["verdict"]) for row in rows]
+    assert summary == [
+        ("zero-shot, five classes", "macro AUC", "lse", 0.06, "above"),  # standard error of the difference 0.008
+        ("grounding", "pointing game", "lse", -0.02, "within the spread"),  # no comparison of the chance level
+        ("classification", "AUC, 10 %", "fixed_importance", -0.1, "one seed"),
+    ]  # srm's retrieval has neither side of the comparison
+    section = "\n".join(ablation_script.comparison_section(rows))
+    assert "reclf is above in 1, below in 0 and within the spread in 1 of 3 scores (1 with one seed, no spread yet)." in section
+    assert "| zero-shot, five classes | macro AUC | lse: 0.650 ± 0.010 (n=3) | 0.710 ± 0.010 (n=3) | +0.060 | above |" in section
