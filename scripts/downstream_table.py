@@ -227,11 +227,12 @@ def markdown_table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from reclf_monai.networks import image_encoder_settings, pretraining_settings
+    from reclf_monai.networks import pretraining_settings
 
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    image_size = image_encoder_settings(args.checkpoint)["img_size"]
+    settings = pretraining_settings(args.checkpoint)  # read once: architecture and image size
+    image_size = settings["image_encoder"]["img_size"]
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"
     if args.eval_items:
         datalist = sampled_datalist(datalist, output_dir, args.eval_items, args.seed)
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
         if unknown:
             raise SystemExit(f"unknown tasks {sorted(unknown)}; choose from {[task.key for task in tasks]}")
         tasks = [task for task in tasks if task.key in args.tasks]
-    if pretraining_settings(args.checkpoint)["aggregation"] == "global_only":
+    if settings["aggregation"] == "global_only":
         skipped = [task.name for task in tasks if task.key in LOCAL_SCORER_TASKS]
         if skipped:
             print(f"[downstream] left out for a global_only checkpoint (no local scorer): {', '.join(skipped)}", flush=True)
