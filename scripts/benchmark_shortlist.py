@@ -25,11 +25,10 @@ from typing import Callable
 
 import torch
 
-from reclf_monai.data import TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports
-from reclf_monai.metrics import retrieval_recall_at_k, score_all_pairs
+from reclf_monai.data import load_datalist, mark_duplicate_reports
+from reclf_monai.metrics import encode_pairs, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.metrics.class_retrieval import class_retrieval_precision
-from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features
-from reclf_monai.networks import RECLFModel, load_pretrained_weights, pretraining_settings
+from reclf_monai.networks import RECLFModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from host_description import cpu_model  # noqa: E402  (a script beside this one)
@@ -50,32 +49,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_network(checkpoint: str) -> RECLFModel:
-    return load_pretrained_weights(RECLFModel.from_settings(pretraining_settings(checkpoint)), checkpoint).eval()
-
-
-@torch.no_grad()
-def encode(model: RECLFModel, items: list[dict], batch_size: int) -> tuple[dict, dict]:
-    """Image and text feature dicts (CPU) of every item, as the evaluators collect them."""
-    settings = model.settings
-    images = chest_xray_transforms(image_size=settings["image_encoder"]["img_size"])
-    tokenize = TokenizeReportd(tokenizer=settings["text_encoder"]["model_name_or_path"], max_length=settings["text_encoder"]["max_length"])
-    image_batches, text_batches = [], []
-    for start in range(0, len(items), batch_size):
-        batch = items[start : start + batch_size]
-        pixels = torch.stack([images({"image": item["image"]})["image"].as_tensor() for item in batch])
-        tokens = [tokenize({"report": item["report"]}) for item in batch]
-        image_batches.append(detached_features(model.encode_image(pixels)))
-        input_ids, attention_mask = (torch.stack([t[key] for t in tokens]) for key in ("input_ids", "attention_mask"))
-        text_batches.append(detached_features(model.encode_text(input_ids, attention_mask)))
-    return concat_feature_batches(image_batches), concat_feature_batches(text_batches)
-
-
 def compare(name: str, model: RECLFModel, items: list[dict], figures: Callable, letter: str, args) -> list[str]:
     """A markdown table: exact, then each shortlist size. `figures(logits)` gives the metric dict,
     whose `{letter}@K` entries (R or P) are shown."""
     started = time.perf_counter()
-    image_features, text_features = encode(model, items, args.batch_size)
+    image_features, text_features = encode_pairs(model, items, args.batch_size)
     print(f"{name}: encoded {len(items)} pairs in {time.perf_counter() - started:.1f} s", flush=True)
     shown = [f"{letter}@{k}" for k in RECALL_KS]
     header = ["set", "N", "scoring", "pairs scored", "time (s)", "speed-up", *(f"{key} (diff)" for key in shown), "max abs diff"]
@@ -101,7 +79,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_network(args.checkpoint)
+    model = RECLFModel.from_checkpoint(args.checkpoint)
     print(f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"checkpoint {args.checkpoint}: aggregation {model.aggregation}", flush=True)
     pairs = [item for split in args.splits for item in load_datalist(args.datalist, split, required_keys=["image", "report"])]

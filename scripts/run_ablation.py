@@ -170,9 +170,8 @@ def last_checkpoint(folder: Path, settings: dict[str, Any]) -> Path:
     return folder / "models" / f"checkpoint_epoch={int(settings[EPOCHS_KEY])}.pt"
 
 
-def finished_pretraining(args: argparse.Namespace, cell: Cell, folder: Path) -> dict[str, Any] | None:
-    """The record of a finished pretraining run with the current settings, else None."""
-    settings = pretrain_settings(args, cell, folder)
+def finished_pretraining(settings: dict[str, Any], folder: Path) -> dict[str, Any] | None:
+    """The record of a finished pretraining run in `folder` with these settings, else None."""
     record_file = folder / PRETRAIN_RECORD
     if record_file.exists() and last_checkpoint(folder, settings).exists():
         previous = json.loads(record_file.read_text())
@@ -184,10 +183,10 @@ def finished_pretraining(args: argparse.Namespace, cell: Cell, folder: Path) -> 
 def pretrain(args: argparse.Namespace, cell: Cell, folder: Path) -> tuple[str, dict[str, Any]]:
     """Reuse a finished pretraining run or do it from scratch; returns ("reused" or "computed",
     its record)."""
-    previous = finished_pretraining(args, cell, folder)
+    settings, record_file = pretrain_settings(args, cell, folder), folder / PRETRAIN_RECORD
+    previous = finished_pretraining(settings, folder)
     if previous is not None:
         return "reused", previous
-    settings, record_file = pretrain_settings(args, cell, folder), folder / PRETRAIN_RECORD
     if folder.exists():  # a killed or older run: its checkpoints must not be taken for this one's
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -466,7 +465,7 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
     not_run = "not run", cell_record(cell, "not run", {}, None, None)
     if cell.task == "pretrain":
         folder = output_dir / "pretrain" / cell.mode / f"seed{cell.seed}"
-        if args.report_only and finished_pretraining(args, cell, folder) is None:
+        if args.report_only and finished_pretraining(pretrain_settings(args, cell, folder), folder) is None:
             return not_run
         start = time.time()
         status, record = pretrain(args, cell, folder)

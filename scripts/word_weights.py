@@ -34,17 +34,14 @@ from __future__ import annotations
 import argparse
 import re
 import string
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_shortlist import encode, load_network  # noqa: E402  (a script beside this one, not a package)
-
-from reclf_monai.data import TokenizeReportd, load_datalist  # noqa: E402
-from reclf_monai.networks.grounding import paired_match_details  # noqa: E402
+from reclf_monai.data import TokenizeReportd, load_datalist
+from reclf_monai.metrics import encode_pairs
+from reclf_monai.networks import RECLFModel
+from reclf_monai.networks.grounding import paired_match_details
 
 KINDS = ("finding", "location", "negation", "punctuation", "other")
 LOCATION_WORDS = frozenset(
@@ -118,12 +115,12 @@ def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[s
     word's tokens, tokens); and, with SRM, (mean absolute value, standard deviation) over the word
     tokens of its corrections and of the word scores before them (None without SRM): a correction
     that is the same for every word shifts every pair's score alike and changes no ranking."""
-    model = load_network(checkpoint)
+    model = RECLFModel.from_checkpoint(checkpoint)
     if model.local_matching is None:
         raise SystemExit(f"{checkpoint}: aggregation {model.aggregation!r} has no local scorer, so no word weights")
     settings = model.settings["text_encoder"]
     tokenize = TokenizeReportd(tokenizer=settings["model_name_or_path"], max_length=settings["max_length"])
-    image_features, text_features = encode(model, items, batch_size)
+    image_features, text_features = encode_pairs(model, items, batch_size)
     word_mask = text_features["word_mask"].bool()
     with torch.no_grad():
         details = paired_match_details(model, image_features, text_features)

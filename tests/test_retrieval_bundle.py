@@ -19,7 +19,7 @@ from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixtu
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports, write_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, FIVE_BY_200_DATALIST
 from reclf_monai.data.preparation.mimic_cxr import DATALIST_NAME, prepare_mimic_cxr
-from reclf_monai.metrics import ClassRetrievalMetric, class_precision_at_k, retrieval_recall_at_k, score_all_pairs
+from reclf_monai.metrics import ClassRetrievalMetric, class_precision_at_k, encode_pairs, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.networks import RECLFModel, settings_differences
 
 BUNDLE = BUNDLES / "reclf_retrieval"
@@ -178,6 +178,18 @@ def all_pair_scores(model: RECLFModel, items: list[dict], image_size: int = IMAG
     tokens = [tokenize({"report": item["report"]}) for item in items]
     texts = model.encode_text(torch.stack([t["input_ids"] for t in tokens]), torch.stack([t["attention_mask"] for t in tokens]))
     return score_all_pairs(model, model.encode_image(pixels), texts)
+
+
+def test_from_checkpoint_and_encode_pairs_score_as_the_hand_built_model(corpus, checkpoint):
+    # what the scripts (word_weights, benchmark_shortlist) score with: the checkpoint's own network,
+    # image size and tokenizer, in batches that do not divide the items
+    model = RECLFModel.from_checkpoint(checkpoint)
+    assert not model.training
+    items = load_datalist(corpus / "zeroshot_5xN.json", "test")
+    assert len(items) % 2 == 1
+    image_features, text_features = encode_pairs(model, items, batch_size=2)
+    assert image_features["global"].shape[0] == text_features["global"].shape[0] == len(items)
+    torch.testing.assert_close(score_all_pairs(model, image_features, text_features), all_pair_scores(pretrained_model(checkpoint), items))
 
 
 def test_evaluate_scores_every_pair_with_the_pretrained_scorer(corpus, checkpoint, tmp_path):

@@ -2,7 +2,7 @@
 
 from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .class_retrieval import ClassRetrievalMetric
-from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, score_all_pairs
+from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, encode_pairs, score_all_pairs
 from .grounding import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
@@ -17,6 +17,7 @@ __all__ = [
     "class_precision_at_k",
     "contrast_to_noise_ratio",
     "encode_class_prompts",
+    "encode_pairs",
     "grounding_summary",
     "key_classification_metric",
     "per_class_auc",

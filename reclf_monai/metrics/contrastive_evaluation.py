@@ -18,6 +18,8 @@ from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
+from reclf_monai.data import TokenizeReportd, chest_xray_transforms
+
 from .retrieval import retrieval_recall_at_k
 from .shortlist import check_shortlist_k, score_shortlisted_pairs
 from .zero_shot import mean_over_prompts, zero_shot_classification_metrics
@@ -213,3 +215,27 @@ class ZeroShotMetric(Metric):
         if self._result is None:
             self._result = zero_shot_classification_metrics(self.class_scores(), torch.cat(self._targets))
         return self._result
+
+
+@torch.no_grad()
+def encode_pairs(network: nn.Module, items: Sequence[Mapping[str, Any]], batch_size: int = 32) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Image and report features (on the CPU) of datalist items (`image` path, `report` text), with
+    the model's own image size, tokenizer and token length, for scripts that score outside a bundle.
+
+    The images go through the evaluation transforms (``chest_xray_transforms`` without augmentation);
+    the model should be in eval mode.
+    """
+    model = _unwrap(network)
+    device = next(model.parameters()).device
+    settings = model.settings
+    load_image = chest_xray_transforms(image_size=settings["image_encoder"]["img_size"])
+    tokenize = TokenizeReportd(tokenizer=settings["text_encoder"]["model_name_or_path"], max_length=settings["text_encoder"]["max_length"])
+    image_batches, text_batches = [], []
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        pixels = torch.stack([load_image({"image": item["image"]})["image"].as_tensor() for item in batch]).to(device)
+        tokens = [tokenize({"report": item["report"]}) for item in batch]
+        input_ids, attention_mask = (torch.stack([torch.as_tensor(t[key]) for t in tokens]).to(device) for key in ("input_ids", "attention_mask"))
+        image_batches.append(detached_features(model.encode_image(pixels)))
+        text_batches.append(detached_features(model.encode_text(input_ids, attention_mask)))
+    return concat_feature_batches(image_batches), concat_feature_batches(text_batches)

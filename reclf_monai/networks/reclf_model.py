@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -10,10 +11,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from reclf_monai.networks.checkpoint_settings import RETIRED_SETTINGS
+from reclf_monai.networks.checkpoint_settings import RETIRED_SETTINGS, load_pretrained_weights
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.image_encoder import ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
+from reclf_monai.networks.pretrained_encoder import pretraining_settings
 from reclf_monai.networks.temperature import Temperature
 from reclf_monai.networks.text_encoder import TextEncoder
 
@@ -131,6 +133,12 @@ class RECLFModel(nn.Module):
         image_encoder = ImageEncoder(**model_settings.pop("image_encoder"))
         text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=False)
         return cls(image_encoder, text_encoder, **model_settings)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike) -> "RECLFModel":
+        """The pretrained model of a reclf_pretrain checkpoint, built from the settings stored in it,
+        in eval mode (for scripts that score with it); DataError naming the file if it is not one."""
+        return load_pretrained_weights(cls.from_settings(pretraining_settings(path)), path).eval()
 
     def encode_image(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """`patch_map` (B, D, h, w), `patches` (B, h*w, D) and `global` (B, D), not normalised."""
