@@ -34,8 +34,8 @@ is lost.) A downstream cell is finished when downstream_table's record matches, 
 running or stopped study's figures; the others are "not run" and left out of the tables).
 
 Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
-the time left (the mean measured time of this invocation's cells of the same kind times the
-cells of that kind still to do). A cell that fails is recorded with its root cause and the
+the time left (the mean time of the cells of the same kind, measured in this invocation or
+recorded when a reused cell was computed, times the cells of that kind still to do). A cell that fails is recorded with its root cause and the
 others go on; the exit status is then 1. At the end ``--report`` (default
 docs/results_ablation.md) gets the command, the machine, the times, `reclf` against the best
 pooling baseline per score (its difference and whether it stands out of the seed spread, see
@@ -232,7 +232,8 @@ def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
 
 
 class Progress:
-    """Announces cells and estimates the time left from the cells measured in this invocation."""
+    """Announces cells and estimates the time left from the cells' times: measured in this
+    invocation, or recorded when a reused cell was computed (so a resumed study estimates at once)."""
 
     def __init__(self, cells: list[Cell]):
         self.cells, self.measured = cells, {}
@@ -240,13 +241,14 @@ class Progress:
     def announce(self, index: int) -> None:
         print(f"[ablation] cell {index + 1}/{len(self.cells)}: {self.cells[index].label()} ...", flush=True)
 
-    def finished(self, index: int, status: str, seconds: float | None) -> None:
+    def finished(self, index: int, status: str, seconds: float | None, recorded_seconds: float | None = None) -> None:
         cell = self.cells[index]
+        timed = recorded_seconds if status == "reused" else seconds
+        if timed is not None:
+            self.measured.setdefault(cell.kind, []).append(timed)
         if status == "reused":
             print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: reused", flush=True)
         else:
-            if seconds is not None:
-                self.measured.setdefault(cell.kind, []).append(seconds)
             print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}" + (f" in {duration(seconds)}" if seconds is not None else ""), flush=True)
         print(f"[ablation] time left: {self.time_left(self.cells[index + 1:])}", flush=True)
 
@@ -525,7 +527,7 @@ def main(argv=None) -> int:
             labels = [] if cell.task == "pretrain" else [label for label, _ in catalogue[cell.task].figures]
             status, record = "failed", cell_record(cell, "failed", dict.fromkeys(labels), None, None, cause)
         records.append(record)
-        progress.finished(index, status, record["seconds"])
+        progress.finished(index, status, record["seconds"], record["recorded_seconds"])
 
     report = Path(args.report).resolve()
     write_report(report, command, machine(), time.time() - start, records, titles)

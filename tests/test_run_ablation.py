@@ -252,6 +252,17 @@ def test_time_left_is_unknown_until_a_cell_of_that_kind_was_measured():
     assert progress.time_left(cells[1:]) == "about 2 min 20 s (3 cells)"
 
 
+def test_a_resumed_study_estimates_from_the_times_recorded_with_its_reused_cells(capsys):
+    Cell = ablation_script.Cell
+    cells = [Cell("lse", 0, "pretrain"), Cell("lse", 0, "zeroshot_five"), Cell("lse", 1, "pretrain"), Cell("lse", 1, "zeroshot_five")]
+    progress = ablation_script.Progress(cells)
+    progress.finished(0, "reused", None, 300.0)  # computed in an earlier run, in 5 min
+    assert progress.time_left(cells[2:]) == "at least 5 min 0 s (not measured yet: zeroshot_five)"
+    progress.finished(1, "computed", 20.0, 15.0)  # this run's wall time counts, not the task's own
+    assert progress.time_left(cells[2:]) == "about 5 min 20 s (2 cells)"
+    assert "cell 1/4: lse seed 0 pretrain: reused" in capsys.readouterr().out
+
+
 def test_overrides_are_json_and_per_run_keys_are_refused(tmp_path, capsys):
     args = ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--pretrain_override", "learning_rate=1e-4", "--pretrain_override", "backbone=resnet34", "--epochs", "3"])
     assert args.pretrain_override == {"learning_rate": 1e-4, "backbone": "resnet34"}
