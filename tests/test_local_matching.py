@@ -101,6 +101,59 @@ def test_chunked_equals_unchunked(aggregation):
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
+@pytest.mark.parametrize("budget_mb, dropout", [(512.0, 0.5), (1e-6, 0.0)], ids=["one_block_with_dropout", "one_image_per_block"])
+@pytest.mark.parametrize("aggregation", ["srm", "irm", "reclf"])
+def test_recomputed_relation_modules_equal_plain_autograd(aggregation, budget_mb, dropout):
+    # training recomputes SRM/IRM block by block in the backward pass (torch.utils.checkpoint);
+    # match_details keeps everything (plain autograd). Same dropout masks: the RNG state is replayed.
+    patches, words, word_mask, _ = make_batch()
+    torch.manual_seed(0)
+    matching = LocalMatching(D, aggregation, match_dim=8, relation_heads=2, relation_dropout=dropout, memory_budget_mb=budget_mb)
+    _perturb_zero_initialised_layers(matching)
+    pair_weights = torch.arange(B * B, dtype=torch.float32).view(B, B)
+    results = []
+    for run in (lambda *inputs: matching(*inputs), lambda *inputs: matching.match_details(*inputs)["similarity"]):
+        matching.zero_grad()
+        features = patches.clone().requires_grad_()
+        torch.manual_seed(1)
+        score = run(features, words, word_mask)
+        (score * pair_weights).sum().backward()
+        results.append((score.detach(), features.grad, {name: p.grad.clone() for name, p in matching.named_parameters()}))
+    (recomputed, recomputed_grad, recomputed_params), (plain, plain_grad, plain_params) = results
+    torch.testing.assert_close(recomputed, plain, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(recomputed_grad, plain_grad, rtol=1e-4, atol=1e-5 * plain_grad.abs().max().item())
+    relation_parameters = [name for name in plain_params if name.startswith(("srm.", "irm.", "matching_embedding."))]
+    # one scale for all: IRM's output bias has a zero gradient (softmax ignores a shift), only rounding
+    scale = max(plain_params[name].abs().max().item() for name in relation_parameters)
+    assert scale > 0
+    for name in relation_parameters:
+        torch.testing.assert_close(recomputed_params[name], plain_params[name], rtol=1e-4, atol=1e-5 * scale, msg=name)
+
+
+def test_training_keeps_no_relation_module_activations_for_the_backward_pass():
+    # what autograd keeps: without recomputation SRM alone would keep pairs x heads x L x L
+    # attention (about 25 of the pair tensors below here); recomputed, reclf keeps about what mean
+    # keeps plus its blocks' inputs (the pairs' scores and d_m-sized projected contexts)
+    batch, tokens, match_dim = 12, 40, 8
+    patches, words, word_mask, _ = make_batch(batch=batch, tokens=tokens)
+    patches.requires_grad_()
+
+    def saved_bytes(aggregation):
+        total = 0
+
+        def pack(tensor):
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            LocalMatching(D, aggregation, match_dim=match_dim, relation_heads=2)(patches, words, word_mask)
+        return total
+
+    pair_tensor = batch * batch * tokens * match_dim * 4  # one float32 value per pair, token and d_m
+    assert saved_bytes("reclf") - saved_bytes("mean") <= 4 * pair_tensor
+
+
 @pytest.mark.parametrize("aggregation", ["srm", "reclf"])
 def test_reports_of_very_different_lengths_score_as_if_alone(aggregation):
     """SRM runs on reports grouped by length; every column must still be its own report's."""

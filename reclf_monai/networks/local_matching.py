@@ -11,7 +11,9 @@ Materialising c for all B x B pairs costs B*B*T*D memory (GLoRIA loops over repo
 afford it). `reclf_monai.networks.word_context` computes s and the projected contexts without c,
 on blocks of (reports of similar length) x (images under `memory_budget_mb`), and recomputes each
 block in the backward pass, so training memory is one block's, not B*B*T*P. The matching
-embeddings that SRM/IRM need live in a small dimension d_m (c'_t = A^T c_t, again without c).
+embeddings that SRM/IRM need live in a small dimension d_m (c'_t = A^T c_t, again without c);
+the relation modules run on image blocks too, also recomputed in the backward pass, so SRM's
+attention over every pair's matchings (B*B*heads*T*T) is not kept either.
 
 Aggregations (the ablation key; `global_only` lives in the model, which then has no local scorer):
 
@@ -41,6 +43,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from reclf_monai.networks.relation_modules import ImportanceRelationModule, SemanticRelationModule, masked_softmax
 from reclf_monai.networks.word_context import AttentionForm, WordContextScores, block_terms, projected_context
@@ -87,8 +90,10 @@ class LocalMatching(nn.Module):
         relation_layers, relation_heads, relation_dropout: the SRM Transformer encoder.
         gloria_temp1, gloria_temp2: GLoRIA's attention sharpening and log-sum-exp temperatures (`lse`).
         memory_budget_mb: bound on one block's largest tensor, (reports x tokens x images x P)
-            float32 values; images are taken in chunks that respect it. Training holds a few such
-            tensors of one block at a time, whatever the batch size.
+            float32 values, and on one block's estimated SRM/IRM activations; images are taken in
+            chunks that respect it. Training holds a few such tensors of one block at a time,
+            whatever the batch size: the word contexts and the relation modules are both
+            recomputed block by block in the backward pass.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class LocalMatching(nn.Module):
         memory_budget_mb: float = 512.0,
     ):
         super().__init__()
+        self.match_dim, self.relation_heads = match_dim, relation_heads
         if aggregation not in LOCAL_AGGREGATIONS:
             raise ValueError(f"unknown local aggregation {aggregation!r}; choose one of {LOCAL_AGGREGATIONS}")
         if memory_budget_mb <= 0:
@@ -170,7 +176,7 @@ class LocalMatching(nn.Module):
             )
             weights = corrections = None
             if self.uses_matching_embeddings:
-                scores, weights, corrections = self._relate(scores, contexts, group_words, group_mask)
+                scores, weights, corrections = self._relate_in_blocks(scores, contexts, group_words, group_mask, keep_details)
             return scores, weights, attention, corrections
 
         scores, relation_weights, attention, corrections = by_length_groups(word_mask, match_group)
@@ -225,6 +231,21 @@ class LocalMatching(nn.Module):
         # (m, L, n, ...) blocks, images along dim 2 -> (n, m, L, ...)
         return tuple(None if column[0] is None else torch.cat(column, 2).movedim(2, 0) for column in zip(*blocks))
 
+    def _relate_in_blocks(
+        self, scores: torch.Tensor, contexts: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor, keep_details: bool
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """`_relate` on one length group; in training on blocks of images under the memory budget,
+        each recomputed in the backward pass (``torch.utils.checkpoint``), so that SRM's attention
+        over every pair's matchings (pairs x heads x L x L) is never kept for the whole batch."""
+        if keep_details or not torch.is_grad_enabled():
+            return self._relate(scores, contexts, words, word_mask)
+        chunk = self.relation_images_per_chunk(words.shape[0], words.shape[1])
+        blocks = [
+            checkpoint(self._relate, scores[start : start + chunk], contexts[start : start + chunk], words, word_mask, use_reentrant=False)
+            for start in range(0, scores.shape[0], chunk)
+        ]
+        return tuple(None if column[0] is None else torch.cat(column) for column in zip(*blocks))
+
     def _relate(
         self, scores: torch.Tensor, contexts: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -249,6 +270,14 @@ class LocalMatching(nn.Module):
             scores = scores + corrections
         weights = None if self.irm is None else self.irm(matchings, identity, mask)
         return scores, weights, corrections
+
+    def relation_images_per_chunk(self, num_reports: int, num_tokens: int) -> int:
+        """How many images' pairs fit the memory budget in `_relate`, by an estimate of what one
+        pair of L tokens keeps for its backward pass: SRM's attention (heads x L x L, before and
+        after the softmax) and about 16 d_m-sized activations per token."""
+        heads = self.relation_heads if self.srm is not None else 0
+        per_image = num_reports * num_tokens * (2 * heads * num_tokens + 16 * self.match_dim) * 4
+        return max(1, int(self.memory_budget_mb * 2**20 // max(per_image, 1)))
 
     def images_per_chunk(self, num_reports: int, num_tokens: int, num_patches: int) -> int:
         """How many images fit the memory budget for one reports x tokens x P float32 block each."""
