@@ -35,12 +35,13 @@ running or stopped study's figures; the others are "not run" and left out of the
 
 Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
 the time left (the mean time of the cells of the same kind, measured in this invocation or
-recorded when a reused cell was computed, times the cells of that kind still to do). A cell that fails is recorded with its root cause and the
-others go on; the exit status is then 1. At the end ``--report`` (default
-docs/results_ablation.md) gets the command, the machine, the times, `reclf` against the best
-pooling baseline per score (its difference and whether it stands out of the seed spread, see
-`comparison_rows`) and one table per task (rows the modes and the random reference, cells
-"mean ± sample std (n=seeds)"), beside it a .json of
+recorded when a reused cell was computed, times the cells of that kind still to do). A cell that
+fails is recorded with its root cause and the others go on; the exit status is then 1. At the end
+``--report`` (default docs/results_ablation.md) gets the command, the machine, the times, `reclf`
+against the best pooling baseline per score (its difference and whether it stands out of the seed
+spread, see `comparison_rows`), each zero-shot task's AUC per class (finding type, side) and one
+table per task (rows the modes and the random reference, cells "mean ± sample std
+(n=seeds)"), beside it a .json of
 every per-seed figure and a folder of PNG plots (one per task, modes side by side with error
 bars; needs matplotlib).
 
@@ -51,6 +52,7 @@ bars; needs matplotlib).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -87,6 +89,9 @@ EPOCHS_KEY = "train#trainer#max_epochs"
 PER_RUN_KEYS = ("aggregation", "seed", "dataset_dir", "ckpt_dir", "output_dir", "val_interval", "bundle_root")
 PRETRAIN_RECORD = "pretrain_run.json"
 FRACTION_TASKS = ("classification", "segmentation")
+# Zero-shot tasks: their per-class AUCs (from the bundle's probabilities CSV) get a table of their own.
+PER_CLASS_TASKS = ("zeroshot_five", "zeroshot_laterality")
+PROBABILITIES_FILE = "class_probabilities.csv"
 RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
 RANDOM = "random init"
 # The comparison the method claims: relation modelling (CANDIDATE) against pooling without it.
@@ -409,6 +414,16 @@ def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], targ
     plt.close(figure)
 
 
+def per_class_section(records: list[dict[str, Any]], titles: dict[str, str]) -> list[str]:
+    """One table per zero-shot task: each class's AUC per mode (mean ± std over seeds), to see
+    which finding types or sides a mode gains or loses on."""
+    per_class = [{**record, "figures": record["per_class"]} for record in records if record.get("per_class")]
+    lines = []
+    for task, rows in summarize(per_class).items():
+        lines += ["", f"## {titles.get(task, task)}: AUC per class", "", markdown_table(rows)]
+    return lines
+
+
 def machine() -> dict[str, Any]:
     import monai
     import torch
@@ -452,12 +467,31 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
         fraction = "" if record["fraction"] is None else f" at {100 * record['fraction']:g} %"
         lines.append(f"  - {record['mode']} seed {record['seed']} {record['task']}{fraction}: {record['error']}")
     lines += comparison_section(comparison_rows(tables, titles))
+    lines += per_class_section(records, titles)
     for task, rows in tables.items():
         plot(task, titles.get(task, task), rows, plots / f"{task}.png")
         lines += ["", f"## {titles.get(task, task)}", "", markdown_table(rows), "", f"![{task}]({plots.name}/{task}.png)"]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines) + "\n")
     report.with_suffix(".json").write_text(json.dumps({"command": command, "machine": host, "wall_seconds": wall, "records": records}, indent=2))
+
+
+def zero_shot_class_aucs(path: Path) -> dict[str, float]:
+    """Each class's one-vs-rest AUC from a zero-shot run's probabilities CSV (image, true_class,
+    predicted_class, then one column per class): what the macro AUC averages, per finding type or
+    side."""
+    import torch
+
+    from reclf_monai.metrics import per_class_auc
+
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        classes = [name for name in reader.fieldnames if name not in ("image", "true_class", "predicted_class")]
+        rows = list(reader)
+    probabilities = torch.tensor([[float(row[name]) for name in classes] for row in rows])
+    targets = torch.tensor([[float(row["true_class"] == name) for name in classes] for row in rows])
+    aucs = per_class_auc(probabilities, targets, classes)
+    return {name: aucs[f"auc/{name}"] for name in classes if f"auc/{name}" in aucs}
 
 
 def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, int], Path], datalist: Path) -> tuple[str, dict[str, Any]]:
@@ -488,13 +522,17 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
     folder = output_dir / "downstream" / ("random" if cell.mode == RANDOM else cell.mode) / f"seed{cell.seed}" / cell.kind
     previous = finished_record(task, encoder, folder, checkpoint)
     if previous is not None:
-        return "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
-    if args.report_only:
+        status, record = "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
+    elif args.report_only:
         return not_run
-    start = time.time()
-    figures = run_task(task, encoder, folder, checkpoint)
-    seconds = json.loads((folder / RECORD).read_text())["seconds"]
-    return "computed", cell_record(cell, "computed", figures, time.time() - start, seconds)
+    else:
+        start = time.time()
+        figures = run_task(task, encoder, folder, checkpoint)
+        seconds = json.loads((folder / RECORD).read_text())["seconds"]
+        status, record = "computed", cell_record(cell, "computed", figures, time.time() - start, seconds)
+    if cell.task in PER_CLASS_TASKS:
+        record["per_class"] = zero_shot_class_aucs(folder / PROBABILITIES_FILE)
+    return status, record
 
 
 def main(argv=None) -> int:

@@ -123,6 +123,29 @@ def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
         assert plot.read_bytes().startswith(PNG_SIGNATURE) and f"({plot.parent.name}/{task}.png)" in report
 
 
+def test_zero_shot_aucs_per_class_are_read_from_each_runs_probabilities(ablation):
+    import csv
+
+    assert ablation.first.status == 0
+    records = json.loads(ablation.report.with_suffix(".json").read_text())["records"]
+    zero_shot = [record for record in records if record["task"] == "zeroshot_five"]
+    assert len(zero_shot) == len(MODES) + 1
+    for record in zero_shot:
+        folder = "random" if record["mode"] == "random init" else record["mode"]
+        with (ablation.folder / "runs" / "downstream" / folder / "seed0" / "zeroshot_five" / "class_probabilities.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        for name, auc in record["per_class"].items():  # one-vs-rest AUC, by counting pairs
+            positives = [float(row[name]) for row in rows if row["true_class"] == name]
+            negatives = [float(row[name]) for row in rows if row["true_class"] != name]
+            wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+            assert auc == pytest.approx(wins / (len(positives) * len(negatives)), abs=1e-6), (record["mode"], name)
+        # the bundle's macro AUC is their mean (the CSV holds the probabilities rounded to text)
+        assert sum(record["per_class"].values()) / len(record["per_class"]) == pytest.approx(record["figures"]["macro AUC"], abs=1e-4)
+    rows = table_rows(ablation.report.read_text(), "zero-shot, five classes: AUC per class")
+    assert rows[""] == list(zero_shot[0]["per_class"]) and list(rows)[1:] == [*MODES, "random init"]
+    assert rows["mean"][0] == f"{zero_shot[1]['per_class'][rows[''][0]]:.3f} (n=1)"
+
+
 def test_every_run_pretrained_its_own_mode_and_seed_on_one_schedule(ablation):
     assert ablation.first.status == 0
     import torch
