@@ -274,6 +274,25 @@ def test_relation_modules_get_their_own_learning_rate():
         model.parameter_groups(1e-4, relation_lr_scale=0)
 
 
+def test_the_pretrained_text_transformer_gets_its_own_learning_rate():
+    model = tiny_model("reclf")
+    trainable = {id(parameter) for parameter in model.parameters() if parameter.requires_grad}
+    transformer = {id(parameter) for parameter in model.text_encoder.model.parameters() if parameter.requires_grad}
+    relation = {id(parameter) for parameter in model.local_matching.parameters()}
+    assert transformer and relation
+    groups = model.parameter_groups(1e-4, relation_lr_scale=10, text_lr_scale=0.1)
+    assert sorted(group["lr"] for group in groups) == [pytest.approx(1e-5), 1e-4, pytest.approx(1e-3)]
+    by_rate = {round(group["lr"], 9): {id(parameter) for parameter in group["params"]} for group in groups}
+    assert by_rate[1e-5] == transformer and by_rate[1e-3] == relation
+    assert by_rate[1e-4] == trainable - transformer - relation  # image encoder, projections, temperatures
+    projections = {id(parameter) for parameter in model.text_encoder.token_projection.parameters()}
+    assert projections <= by_rate[1e-4]
+    same_rate = model.parameter_groups(1e-4, text_lr_scale=0.1)
+    assert [group["lr"] for group in same_rate] == [1e-4, pytest.approx(1e-5)]
+    with pytest.raises(ValueError, match="text_lr_scale must be positive"):
+        model.parameter_groups(1e-4, text_lr_scale=0)
+
+
 def test_fixed_importance_switches_the_text_encoder_to_cls_attention():
     model = tiny_model("fixed_importance")
     assert model.text_encoder.returns_cls_attention

@@ -128,6 +128,15 @@ def test_relation_lr_scale_gives_the_relation_modules_their_own_optimizer_group(
     assert {id(parameter) for parameter in optimizer.param_groups[1]["params"]} == {id(parameter) for parameter in network.local_matching.parameters()}
 
 
+def test_text_lr_scale_gives_the_text_transformer_its_own_optimizer_group(corpus):
+    parser = ConfigParser(ConfigParser.load_config_file(CONFIGS / "train.json"))
+    parser.update({"bundle_root": str(BUNDLE), "dataset_dir": str(corpus), **SMALL, "learning_rate": 2e-4, "text_lr_scale": 0.1})
+    optimizer, network = parser.get_parsed_content("optimizer"), parser.get_parsed_content("network_def")
+    assert [group["lr"] for group in optimizer.param_groups] == [2e-4, pytest.approx(2e-5)]
+    trainable_transformer = {id(parameter) for parameter in network.text_encoder.model.parameters() if parameter.requires_grad}
+    assert {id(parameter) for parameter in optimizer.param_groups[1]["params"]} == trainable_transformer
+
+
 def test_train_writes_checkpoints_and_one_event_file(trained):
     assert succeeded(trained.result)
     assert sorted(path.name for path in trained.models.iterdir()) == ["checkpoint_epoch=1.pt", "model.pt"]
