@@ -33,6 +33,14 @@ is lost.) A downstream cell is finished when downstream_table's record matches, 
 ``--report_only`` computes nothing: it writes the report from the cells finished so far (a
 running or stopped study's figures; the others are "not run" and left out of the tables).
 
+``--import_report JSON`` takes the cells recorded in an earlier report's JSON as finished (status
+"imported"): seeds computed on another machine, or in run folders that are gone, join this
+study without their checkpoints. The report must come from the same study (STUDY_KEYS: the
+pretraining schedule and overrides, the downstream epochs and sample, the datalist's SHA-256),
+else the run stops before computing anything. A pretraining cell is imported only together with
+all its downstream cells (a downstream cell to compute needs the checkpoint); an imported cell
+wins over a finished run folder of the same cell.
+
 Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
 the time left (the mean time of the cells of the same kind, measured in this invocation or
 recorded when a reused cell was computed, times the cells of that kind still to do). A cell that
@@ -53,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -97,6 +106,8 @@ RANDOM = "random init"
 # The comparison the method claims: relation modelling (CANDIDATE) against pooling without it.
 CANDIDATE = "reclf"
 POOLING_BASELINES = ("lse", "fixed_importance", "mean")
+# What a cell's figures depend on besides its mode, seed, task and fraction (see study_settings).
+STUDY_KEYS = ("pretraining", "classification_epochs", "segmentation_epochs", "eval_items", "datalist_sha256")
 
 
 @dataclass
@@ -113,6 +124,11 @@ class Cell:
     def kind(self) -> str:
         """Cells of one kind take about the same time: the time-left estimate groups by it."""
         return self.task if self.fraction is None else f"{self.task}_f{self.fraction:g}"
+
+    @property
+    def key(self) -> tuple:
+        """How a report's JSON records identify the cell."""
+        return self.mode, self.seed, self.task, self.fraction
 
     def label(self) -> str:
         return f"{self.mode} seed {self.seed} {self.kind}"
@@ -136,6 +152,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
     parser.add_argument("--report", default=str(ROOT / "docs" / "results_ablation.md"))
     parser.add_argument("--report_only", action="store_true", help="compute nothing: write the report from the cells finished so far (the others are left out)")
+    parser.add_argument("--import_report", action="append", default=[], metavar="JSON", help="an earlier report's JSON (same study settings) whose recorded cells count as finished, e.g. seeds run on another machine; repeatable")
     args = parser.parse_args(argv)
     args.pretrain_override = dict(args.pretrain_override)
     taken = sorted(set(args.pretrain_override) & set(PER_RUN_KEYS))
@@ -169,6 +186,51 @@ def pretrain_settings(args: argparse.Namespace, cell: Cell, folder: Path) -> dic
         val_interval=epochs + 1, ckpt_dir=str(folder / "models"), output_dir=str(folder / "eval"),
     )  # fmt: skip
     return settings
+
+
+def study_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """STUDY_KEYS of this invocation: the pretraining settings shared by every run, the downstream
+    options that change figures and the datalist's digest (its paths are relative, so a copy
+    prepared elsewhere with the same seed matches)."""
+    shared = pretrain_settings(args, Cell("", 0, "pretrain"), Path())
+    datalist = Path(args.dataset_dir) / "datalist.json"
+    return {
+        "pretraining": {key: value for key, value in shared.items() if key not in PER_RUN_KEYS},
+        "classification_epochs": args.classification_epochs, "segmentation_epochs": args.segmentation_epochs,
+        "eval_items": args.eval_items, "datalist_sha256": hashlib.sha256(datalist.read_bytes()).hexdigest() if datalist.exists() else None,
+    }  # fmt: skip
+
+
+def imported_cells(args: argparse.Namespace, study: dict[str, Any], cells: list[Cell]) -> tuple[dict[tuple, dict[str, Any]], list[dict[str, Any]]]:
+    """The planned cells that ``--import_report`` JSONs recorded as finished, by Cell.key, and a
+    description of each report. Raises SystemExit naming the file when one cannot be read or
+    comes from another study."""
+    found, sources = {}, []
+    for path in args.import_report:
+        try:
+            report = json.loads(Path(path).read_text())
+            records, command = report["records"], report["command"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"--import_report {path}: not a run_ablation report JSON ({error})") from error
+        recorded = report.get("study")
+        if recorded is None:  # written before the study was recorded: its command says the settings, not the datalist
+            recorded = {**study_settings(parse_args(shlex.split(command)[2:])), "datalist_sha256": study["datalist_sha256"]}
+            print(f"[ablation] {path} does not record its datalist's digest: its settings are read from its command", flush=True)
+        differing = [key for key in STUDY_KEYS if recorded.get(key) != study[key]]
+        if differing:
+            raise SystemExit(f"--import_report {path}: recorded with other study settings ({', '.join(differing)}); its cells are not this study's")
+        for record in records:
+            if record["status"] in ("computed", "reused", "imported"):
+                found[(record["mode"], record["seed"], record["task"], record["fraction"])] = record
+        sources.append({"path": str(path), "command": command, "machine": report.get("machine")})
+    needs_checkpoint = {checkpoint_source(cell, args) for cell in cells if cell.task != "pretrain" and cell.key not in found}
+    return {cell.key: found[cell.key] for cell in cells if cell.key in found and not (cell.task == "pretrain" and (cell.mode, cell.seed) in needs_checkpoint)}, sources
+
+
+def checkpoint_source(cell: Cell, args: argparse.Namespace) -> tuple[str, int]:
+    """The pretraining run (mode, seed) whose checkpoint a downstream cell evaluates; the random
+    reference takes the architecture of reference_mode's first seed."""
+    return (reference_mode(args.modes), args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
 
 
 def last_checkpoint(folder: Path, settings: dict[str, Any]) -> Path:
@@ -238,7 +300,8 @@ def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
 
 class Progress:
     """Announces cells and estimates the time left from the cells' times: measured in this
-    invocation, or recorded when a reused cell was computed (so a resumed study estimates at once)."""
+    invocation, or recorded when a reused or imported cell was computed (so a resumed study
+    estimates at once)."""
 
     def __init__(self, cells: list[Cell]):
         self.cells, self.measured = cells, {}
@@ -248,11 +311,11 @@ class Progress:
 
     def finished(self, index: int, status: str, seconds: float | None, recorded_seconds: float | None = None) -> None:
         cell = self.cells[index]
-        timed = recorded_seconds if status == "reused" else seconds
+        timed = recorded_seconds if status in ("reused", "imported") else seconds
         if timed is not None:
             self.measured.setdefault(cell.kind, []).append(timed)
-        if status == "reused":
-            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: reused", flush=True)
+        if status in ("reused", "imported"):
+            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}", flush=True)
         else:
             print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}" + (f" in {duration(seconds)}" if seconds is not None else ""), flush=True)
         print(f"[ablation] time left: {self.time_left(self.cells[index + 1:])}", flush=True)
@@ -441,28 +504,34 @@ def pretraining_times(records: list[dict[str, Any]]) -> str:
     return "; ".join(f"{mode} {', '.join(seconds)} s" for mode, seconds in times.items()) or "none"
 
 
-def write_report(report: Path, command: str, host: dict[str, Any], wall: float, records: list[dict[str, Any]], titles: dict[str, str]) -> None:
-    """The markdown report, its JSON of per-seed figures and the plots folder beside it."""
+def write_report(report: Path, header: dict[str, Any], wall: float, records: list[dict[str, Any]], titles: dict[str, str]) -> None:
+    """The markdown report, its JSON (`header`: command, machine, study settings, imported
+    reports; then the per-seed figures) and the plots folder beside it."""
+    host = header["machine"]
     tables = summarize(records)
     plots = report.with_suffix("")
     computed = [record["seconds"] for record in records if record["seconds"] is not None]
     recorded = [record["recorded_seconds"] for record in records if record["recorded_seconds"] is not None]
     failed = [record for record in records if record["status"] == "failed"]
     reused = [record for record in records if record["status"] == "reused"]
+    imported = [record for record in records if record["status"] == "imported"]
     not_run = [record for record in records if record["status"] == "not run"]
     lines = [
         "# Aggregation ablation", "",
         "Written by scripts/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
         "deviation over the pretraining seeds (n = seeds that finished); the random-init row is the same networks "
         "with random weights (one run, seed 0).", "",
-        f"- command: `{command}`",
+        f"- command: `{header['command']}`",
         f"- machine: {host['cpu']}, {host['cores']} cores; torch {host['torch']}, monai {host['monai']}",
         f"- wall time of this invocation: {duration(wall)}; its {len(computed)} computed cells took {duration(sum(computed))}, "
-        f"{len(reused)} cells were reused" + (f", {len(not_run)} cells are not run yet (left out of the tables)" if not_run else ""),
-        f"- summed recorded time of all {len(recorded)} finished cells (reused ones from earlier invocations, maybe on another machine): {duration(sum(recorded))}",
+        f"{len(reused)} cells were reused" + (f", {len(imported)} imported" if imported else "") + (f", {len(not_run)} cells are not run yet (left out of the tables)" if not_run else ""),
+        f"- summed recorded time of all {len(recorded)} finished cells (reused and imported ones from earlier invocations, maybe on another machine): {duration(sum(recorded))}",
         f"- pretraining wall time per run (recorded): {pretraining_times(records)}",
-        f"- failed cells: {len(failed)}", "",
     ]  # fmt: skip
+    for source in header["imported_from"]:
+        host_then = source["machine"] or {}
+        lines.append(f"- imported cells from {source['path']}, written by `{source['command']}` on {host_then.get('cpu', 'an unrecorded machine')}, {host_then.get('cores', '?')} cores")
+    lines += [f"- failed cells: {len(failed)}", ""]
     for record in failed:
         fraction = "" if record["fraction"] is None else f" at {100 * record['fraction']:g} %"
         lines.append(f"  - {record['mode']} seed {record['seed']} {record['task']}{fraction}: {record['error']}")
@@ -473,7 +542,7 @@ def write_report(report: Path, command: str, host: dict[str, Any], wall: float, 
         lines += ["", f"## {titles.get(task, task)}", "", markdown_table(rows), "", f"![{task}]({plots.name}/{task}.png)"]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines) + "\n")
-    report.with_suffix(".json").write_text(json.dumps({"command": command, "machine": host, "wall_seconds": wall, "records": records}, indent=2))
+    report.with_suffix(".json").write_text(json.dumps({**header, "wall_seconds": wall, "records": records}, indent=2))
 
 
 def zero_shot_class_aucs(path: Path) -> dict[str, float]:
@@ -507,7 +576,7 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
         status, record = pretrain(args, cell, folder)
         checkpoints[(cell.mode, cell.seed)] = Path(record["checkpoint"])
         return status, cell_record(cell, status, {}, time.time() - start if status == "computed" else None, record["seconds"])
-    source = (reference_mode(args.modes), args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
+    source = checkpoint_source(cell, args)
     if source not in checkpoints and args.report_only:
         return not_run
     if source not in checkpoints:
@@ -553,10 +622,16 @@ def main(argv=None) -> int:
     titles = {key: task.name.rsplit(", ", 1)[0] if key in FRACTION_TASKS else task.name for key, task in catalogue.items()}
 
     cells = plan(args, [key for key in catalogue if key in task_keys])
+    study = study_settings(args)
+    imported, sources = imported_cells(args, study, cells)
     progress, checkpoints, records = Progress(cells), {}, []
     print(f"[ablation] {len(cells)} cells: modes {' '.join(args.modes)}, seeds {' '.join(map(str, args.seeds))}; output {output_dir}", flush=True)
     for index, cell in enumerate(cells):
         progress.announce(index)
+        if cell.key in imported:
+            records.append({**imported[cell.key], "status": "imported", "seconds": None, "error": None})
+            progress.finished(index, "imported", None, records[-1]["recorded_seconds"])
+            continue
         try:
             status, record = run_cell(args, cell, checkpoints, datalist)
         except Exception as error:  # one failing cell must not stop the others
@@ -568,7 +643,7 @@ def main(argv=None) -> int:
         progress.finished(index, status, record["seconds"], record["recorded_seconds"])
 
     report = Path(args.report).resolve()
-    write_report(report, command, machine(), time.time() - start, records, titles)
+    write_report(report, {"command": command, "machine": machine(), "study": study, "imported_from": sources}, time.time() - start, records, titles)
     failures = [record for record in records if record["status"] == "failed"]
     print(f"[ablation] report: {report} ({len(failures)} failed cells)", flush=True)
     return 1 if failures else 0

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -205,6 +206,62 @@ def test_a_partially_written_pretraining_cell_is_done_again(ablation):
     assert again.output.count(": reused\n") == 8 - 3  # the random reference takes mean's architecture
     after = modification_times(ablation.folder)
     assert after[("global_only", 0)] != before[("global_only", 0)] and after[("mean", 0)] == before[("mean", 0)]
+
+
+def imported_run(ablation, folder: Path, report: dict, *extra: str) -> SimpleNamespace:
+    """The fixture's study in a new output folder (its pretraining datalist kept), importing `report`."""
+    source = folder / "imported.json"
+    source.write_text(json.dumps(report))
+    return run_ablation(ablation.corpus, ablation.folder, "--output_dir", str(folder / "runs"), "--report", str(folder / "report.md"), "--import_report", str(source), *extra)
+
+
+def test_an_imported_report_counts_as_finished_and_nothing_is_computed(ablation, tmp_path):
+    assert ablation.first.status == 0
+    recorded = json.loads(ablation.report.with_suffix(".json").read_text())
+    result = imported_run(ablation, tmp_path, recorded)
+    assert result.status == 0, result.output[-4000:]
+    assert result.output.count(": imported\n") == 8 and "[downstream]" not in result.output
+    assert not (tmp_path / "runs" / "pretrain").exists()
+    text = (tmp_path / "report.md").read_text()
+    assert "0 cells were reused, 8 imported" in text and f"- imported cells from {tmp_path / 'imported.json'}, written by `python scripts/run_ablation.py" in text
+    for title in ("zero-shot, five classes", "linear classification"):
+        assert table_rows(text, title) == table_rows(ablation.report.read_text(), title)
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["study"] == recorded["study"] and written["study"]["datalist_sha256"]
+    assert [record["status"] for record in written["records"]] == ["imported"] * 8
+    assert [{**record, "status": "x"} for record in written["records"]] == [{**record, "status": "x", "seconds": None} for record in recorded["records"]]
+
+
+def test_a_pretraining_with_a_cell_missing_from_the_import_is_computed(ablation, tmp_path):
+    """The import lacks mean's classification cell: mean is pretrained again (the cell needs its
+    checkpoint) and that cell computed; the rest, random reference included, is imported. The
+    report is of the older format without study settings, which are then read from its command."""
+    assert ablation.first.status == 0
+    recorded = json.loads(ablation.report.with_suffix(".json").read_text())
+    recorded.pop("study")
+    recorded["records"] = [record for record in recorded["records"] if (record["mode"], record["task"]) != ("mean", "classification")]
+    result = imported_run(ablation, tmp_path, recorded)
+    assert result.status == 0, result.output[-4000:]
+    assert "settings are read from its command" in result.output
+    assert "mean seed 0 pretrain: computed" in result.output and "mean seed 0 classification_f0.2: computed" in result.output
+    assert "mean seed 0 zeroshot_five: imported" in result.output and result.output.count(": imported\n") == 6
+    assert checkpoint(tmp_path, "mean", 0).exists() and not (tmp_path / "runs" / "pretrain" / "global_only").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        (lambda report: report, ["--classification_epochs", "2"], "recorded with other study settings \\(classification_epochs\\)"),
+        (lambda report: {**report, "study": {**report["study"], "datalist_sha256": "0" * 64}}, [], "recorded with other study settings \\(datalist_sha256\\)"),
+        (lambda report: {"records": []}, [], "not a run_ablation report JSON"),
+    ],
+)
+def test_an_import_from_another_study_stops_before_computing(ablation, tmp_path, change, extra, message):
+    assert ablation.first.status == 0
+    recorded = json.loads(ablation.report.with_suffix(".json").read_text())
+    with pytest.raises(SystemExit, match=re.escape(f"--import_report {tmp_path / 'imported.json'}: ") + message):
+        imported_run(ablation, tmp_path, change(recorded), *extra)
+    assert not (tmp_path / "runs" / "pretrain").exists()
 
 
 def test_a_failing_pretraining_fails_its_cells_and_the_exit_status(pretraining_corpus, tmp_path):
