@@ -48,6 +48,11 @@ class SemanticRelationModule(nn.Module):
         nn.init.zeros_(self.score_correction.weight)
         nn.init.zeros_(self.score_correction.bias)
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The zero-initialised layer (see the module docstring)."""
+        return self.score_correction
+
     def forward(
         self, matchings: torch.Tensor, word_identity: torch.Tensor, word_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +78,11 @@ class ImportanceRelationModule(nn.Module):
         self.importance = nn.Sequential(nn.Linear(2 * match_dim, match_dim), nn.GELU(), nn.Linear(match_dim, 1))
         nn.init.zeros_(self.importance[-1].weight)
         nn.init.zeros_(self.importance[-1].bias)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The zero-initialised layer (see the module docstring)."""
+        return self.importance[-1]
 
     def forward(self, matchings: torch.Tensor, word_identity: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
         """matchings, word_identity: (..., T, d_m); word_mask: (..., T) bool. Returns weights (..., T)."""
