@@ -43,7 +43,8 @@ wins over a finished run folder of the same cell.
 
 Progress: each cell is announced as "[ablation] cell i/N: ..." and followed by an estimate of
 the time left (the mean time of the cells of the same kind, measured in this invocation or
-recorded when a reused cell was computed, times the cells of that kind still to do). A cell that
+recorded when a reused cell was computed, times the cells of that kind still to do; imported
+cells and a ``--report_only`` run cost nothing). A cell that
 fails is recorded with its root cause and the others go on; the exit status is then 1. At the end
 ``--report`` (default docs/results_ablation.md) gets the command, the machine, the times, `reclf`
 against the best pooling baseline per score (its difference and whether it stands out of the seed
@@ -72,7 +73,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from downstream_table import (  # noqa: E402  (a script beside this one, not a package)
@@ -301,10 +302,12 @@ def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
 class Progress:
     """Announces cells and estimates the time left from the cells' times: measured in this
     invocation, or recorded when a reused or imported cell was computed (so a resumed study
-    estimates at once)."""
+    estimates at once). Cells in `settled` (imported: finished elsewhere) cost no time, and a
+    `report_only` run computes nothing, so neither counts in the time left."""
 
-    def __init__(self, cells: list[Cell]):
+    def __init__(self, cells: list[Cell], settled: Iterable[tuple] = (), report_only: bool = False):
         self.cells, self.measured = cells, {}
+        self.settled, self.report_only = frozenset(settled), report_only
 
     def announce(self, index: int) -> None:
         print(f"[ablation] cell {index + 1}/{len(self.cells)}: {self.cells[index].label()} ...", flush=True)
@@ -321,8 +324,11 @@ class Progress:
         print(f"[ablation] time left: {self.time_left(self.cells[index + 1:])}", flush=True)
 
     def time_left(self, remaining: list[Cell]) -> str:
+        remaining = [cell for cell in remaining if cell.key not in self.settled]
         if not remaining:
             return "none"
+        if self.report_only:
+            return "none (--report_only computes nothing)"
         known = sum(statistics.mean(self.measured[cell.kind]) for cell in remaining if cell.kind in self.measured)
         unmeasured = sorted({cell.kind for cell in remaining if cell.kind not in self.measured})
         if len(unmeasured) == len({cell.kind for cell in remaining}):
@@ -624,7 +630,7 @@ def main(argv=None) -> int:
     cells = plan(args, [key for key in catalogue if key in task_keys])
     study = study_settings(args)
     imported, sources = imported_cells(args, study, cells)
-    progress, checkpoints, records = Progress(cells), {}, []
+    progress, checkpoints, records = Progress(cells, imported, args.report_only), {}, []
     print(f"[ablation] {len(cells)} cells: modes {' '.join(args.modes)}, seeds {' '.join(map(str, args.seeds))}; output {output_dir}", flush=True)
     for index, cell in enumerate(cells):
         progress.announce(index)

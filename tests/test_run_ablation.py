@@ -384,3 +384,15 @@ def test_reclf_is_compared_with_the_best_pooling_baseline_against_the_seed_sprea
     section = "\n".join(ablation_script.comparison_section(rows))
     assert "reclf is above in 1, below in 0 and within the spread in 1 of 3 scores (1 with one seed, no spread yet)." in section
     assert "| zero-shot, five classes | macro AUC | lse: 0.650 ± 0.010 (n=3) | 0.710 ± 0.010 (n=3) | +0.060 | above |" in section
+
+
+def test_time_left_leaves_out_imported_cells_and_is_none_when_only_reporting():
+    Cell = ablation_script.Cell
+    cells = [Cell("lse", 0, "pretrain"), Cell("lse", 0, "zeroshot_five"), Cell("lse", 1, "pretrain"), Cell("lse", 1, "zeroshot_five")]
+    progress = ablation_script.Progress(cells, settled=[cells[2].key])
+    progress.measured = {"pretrain": [100.0], "zeroshot_five": [10.0]}
+    assert progress.time_left(cells[1:]) == "about 20 s (2 cells)"  # the imported pretraining costs nothing
+    assert progress.time_left(cells[2:3]) == "none"
+    reporting = ablation_script.Progress(cells, report_only=True)
+    reporting.measured = progress.measured
+    assert reporting.time_left(cells[1:]) == "none (--report_only computes nothing)"
