@@ -12,7 +12,9 @@ InfoNCE local loss:
 
 Memory is the growth of the process's peak resident set size (getrusage ru_maxrss) from just
 before the first forward pass to the end: what the scorer and its backward pass add on top of
-the inputs, allocator caching included. On a GPU (`--device cuda`, the default `auto` picks it
+the inputs, allocator caching included. On a CPU a second figure, the peak of live tensors
+(torch.profiler's memory records, one extra untimed pass), leaves out what the allocator and the
+math libraries keep and says what the scorer itself holds. On a GPU (`--device cuda`, the default `auto` picks it
 when torch sees one) it is the growth of ``torch.cuda.max_memory_allocated`` over the same span,
 and times are taken after ``torch.cuda.synchronize()``.
 """
@@ -69,6 +71,25 @@ def resolve_device(name: str):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: this torch ({torch.__version__}) sees no CUDA device")
     return device
+
+
+def peak_live_tensors_mb(step) -> float:
+    """Peak MiB of CPU tensors alive while `step()` runs, from torch.profiler's memory records.
+
+    Each operator's allocations net of its own frees count at its start, frees outside operators
+    when they happen; scratch an operator frees before it returns is not seen. Unlike the RSS,
+    memory kept by the allocator or the math libraries is not counted.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    changes = sorted((event.time_range.start, event.self_cpu_memory_usage) for event in profiler.events())
+    live = peak = 0
+    for _, change in changes:
+        live += change
+        peak = max(peak, live)
+    return peak / 2**20
 
 
 class PeakMemory:
@@ -132,17 +153,21 @@ def run_worker(args) -> dict:
         ).to(device)
         repeats, warm_ups = args.repeats, 1
 
+    def forward(features):
+        if args.worker == "reference":
+            return loss_function(temp3 * scorer(*features, word_mask))
+        return loss_function(temp3 * scorer(*features, word_mask, importance))
+
+    def fresh_inputs():
+        return [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+
     memory = PeakMemory(device)
     forward_times, total_times = [], []
     for run in range(warm_ups + repeats):
-        features = [patches.clone().requires_grad_(), words.clone().requires_grad_()]
+        features = fresh_inputs()
         memory.synchronize()
         start = time.perf_counter()
-        if args.worker == "reference":
-            similarity = scorer(*features, word_mask)
-        else:
-            similarity = scorer(*features, word_mask, importance)
-        loss = loss_function(temp3 * similarity)
+        loss = forward(features)
         memory.synchronize()
         forward_end = time.perf_counter()
         loss.backward()
@@ -151,13 +176,22 @@ def run_worker(args) -> dict:
         if run >= warm_ups:
             forward_times.append(forward_end - start)
             total_times.append(end - start)
+        loss_value = loss.item()
+        # Freed before the next run, so the peak is one pass's, not one pass plus the last one's inputs and gradients.
+        del features, loss
+    peak_growth_mb = memory.growth_mb()
+    tensors_mb = None
+    if device.type == "cpu":
+        features = fresh_inputs()  # outside the profiled pass, as the timed passes' inputs are
+        tensors_mb = peak_live_tensors_mb(lambda: forward(features).backward())
     return {
         "variant": args.worker,
-        "loss": loss.item(),
+        "loss": loss_value,
         "forward_s": statistics.median(forward_times),
         "total_s": statistics.median(total_times),
         "runs": repeats,
-        "peak_memory_growth_mb": memory.growth_mb(),
+        "peak_memory_growth_mb": peak_growth_mb,
+        "peak_live_tensors_mb": tensors_mb,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_summary(),
         "memory_kind": "GPU max_memory_allocated" if device.type == "cuda" else "peak RSS",
@@ -187,11 +221,14 @@ def main(argv=None) -> int:
         f"{results[args.variants[0]]['threads']} torch threads, {results[args.variants[0]]['device']}"
     )
     memory_kind = results[args.variants[0]]["memory_kind"]
-    print(f"{'variant':<18}{'fwd s':>9}{'fwd+bwd s':>11}{'runs':>6}{'loss':>12}{memory_kind + ' +MiB':>30}")
+    on_cpu = results[args.variants[0]]["peak_live_tensors_mb"] is not None
+    tensors_header = f"{'peak live tensors MiB':>24}" if on_cpu else ""
+    print(f"{'variant':<18}{'fwd s':>9}{'fwd+bwd s':>11}{'runs':>6}{'loss':>12}{memory_kind + ' +MiB':>30}{tensors_header}")
     for name, result in results.items():
+        tensors = f"{result['peak_live_tensors_mb']:>24.0f}" if on_cpu else ""
         print(
             f"{name:<18}{result['forward_s']:>9.2f}{result['total_s']:>11.2f}{result['runs']:>6}"
-            f"{result['loss']:>12.6f}{result['peak_memory_growth_mb']:>30.0f}"
+            f"{result['loss']:>12.6f}{result['peak_memory_growth_mb']:>30.0f}{tensors}"
         )
     if "reference" in results and "lse" in results:
         reference, lse = results["reference"], results["lse"]

@@ -25,9 +25,11 @@ def benchmark(*arguments: str) -> subprocess.CompletedProcess:
 def test_toy_run_reports_every_variant_and_the_loop_agreement():
     result = benchmark("--device", "cpu", "--variants", "reference", "lse")
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split() and line.split()[0] in ("reference", "lse")}
+    table = [line.split() for line in result.stdout.splitlines() if line.startswith(("reference ", "lse "))]
+    rows = {row[0]: row for row in table if row[1] != "speed-up"}
     assert set(rows) == {"reference", "lse"}
-    assert "peak RSS +MiB" in result.stdout and "CPUs" in result.stdout
+    assert "peak RSS +MiB" in result.stdout and "peak live tensors MiB" in result.stdout and "CPUs" in result.stdout
+    assert all(len(row) == 7 for row in rows.values())  # both memory columns filled
     relative = float(result.stdout.split("loss relative difference ")[1].split()[0])
     assert relative < 1e-5  # lse is GLoRIA's loop, computed for all pairs at once
 
@@ -37,3 +39,15 @@ def test_cuda_without_a_gpu_is_refused_with_a_reason():
     with pytest.raises(SystemExit, match=r"--device cuda:1: this torch .* sees no CUDA device"):
         benchmark_module.resolve_device("cuda:1")
     assert benchmark_module.resolve_device("auto").type == "cpu"
+
+
+def test_peak_live_tensors_follows_allocations_and_frees_in_order():
+    mib = 2**20
+
+    def step():
+        first, second = torch.empty(mib // 4), torch.empty(mib // 4)  # 1 MiB each
+        del first
+        third = torch.empty(mib // 4)
+        (second + third).sum()  # a third MiB while both are alive
+
+    assert benchmark_module.peak_live_tensors_mb(step) == pytest.approx(3.0, abs=0.01)
