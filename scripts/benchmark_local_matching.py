@@ -16,7 +16,8 @@ the inputs, allocator caching included. On a CPU a second figure, the peak of li
 (torch.profiler's memory records, one extra untimed pass), leaves out what the allocator and the
 math libraries keep and says what the scorer itself holds. On a GPU (`--device cuda`, the default `auto` picks it
 when torch sees one) it is the growth of ``torch.cuda.max_memory_allocated`` over the same span,
-and times are taken after ``torch.cuda.synchronize()``.
+and times are taken after ``torch.cuda.synchronize()``. `--rounds N` runs every variant N times,
+interleaved, and reports medians (ratios per round, then their median and range).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def parse_args(argv=None):
     parser.add_argument("--max_tokens", type=int, default=97, help="padded report length T")
     parser.add_argument("--min_words", type=int, default=10, help="shortest report, in words")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each fast variant (after one warm-up)")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="rounds of every variant (one process each, variants interleaved, so slow drifts of a shared machine hit all "
+        "alike); times and ratios are medians over rounds, memory the largest",
+    )
     parser.add_argument("--reference_repeats", type=int, default=1, help="timed runs of the slow reference")
     parser.add_argument(
         "--memory_budget_mb", type=float, default=512.0, help="LocalMatching block budget (default: the model's)"
@@ -198,26 +204,50 @@ def run_worker(args) -> dict:
     }
 
 
+def over_rounds(figures: list[dict]) -> dict:
+    """One variant's figures from several rounds: median times, summed runs, the largest memory."""
+    combined = dict(figures[0])
+    for key in ("forward_s", "total_s"):
+        combined[key] = statistics.median(figure[key] for figure in figures)
+    combined["runs"] = sum(figure["runs"] for figure in figures)
+    for key in ("peak_memory_growth_mb", "peak_live_tensors_mb"):
+        if combined[key] is not None:
+            combined[key] = max(figure[key] for figure in figures)
+    return combined
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(run_worker(args)))
         return 0
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
     forwarded = list(argv if argv is not None else sys.argv[1:])
-    results = {}
-    for variant in args.variants:
-        command = [sys.executable, os.path.abspath(__file__), *forwarded, "--worker", variant]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            print(completed.stderr, file=sys.stderr)
-            return completed.returncode
-        results[variant] = json.loads(completed.stdout.strip().splitlines()[-1])
-        print(f"  finished {variant}", file=sys.stderr, flush=True)
+    rounds = []
+    for round_number in range(1, args.rounds + 1):
+        figures = {}
+        for variant in args.variants:
+            command = [sys.executable, os.path.abspath(__file__), *forwarded, "--worker", variant]
+            completed = subprocess.run(command, capture_output=True, text=True, check=False)
+            if completed.returncode != 0:
+                print(completed.stderr, file=sys.stderr)
+                return completed.returncode
+            figures[variant] = json.loads(completed.stdout.strip().splitlines()[-1])
+            print(f"  finished {variant} (round {round_number} of {args.rounds})", file=sys.stderr, flush=True)
+        rounds.append(figures)
+    results = {variant: over_rounds([figures[variant] for figures in rounds]) for variant in args.variants}
+
+    def time_ratio(numerator: str, denominator: str) -> str:
+        """Median over rounds of the per-round ratio, with its range when there are several rounds."""
+        ratios = [figures[numerator]["total_s"] / figures[denominator]["total_s"] for figures in rounds]
+        spread = f" (rounds: {min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        return f"{statistics.median(ratios):.2f}x{spread}"
 
     print(
         f"local loss forward + backward, B={args.batch_size} D={args.embed_dim} regions={args.grid}x{args.grid} "
         f"T={args.max_tokens} (reports of {args.min_words}..{args.max_tokens - 2} words), "
-        f"memory budget {args.memory_budget_mb:g} MiB, "
+        f"memory budget {args.memory_budget_mb:g} MiB, {args.rounds} round(s), "
         f"{results[args.variants[0]]['threads']} torch threads, {results[args.variants[0]]['device']}"
     )
     memory_kind = results[args.variants[0]]["memory_kind"]
@@ -234,11 +264,11 @@ def main(argv=None) -> int:
         reference, lse = results["reference"], results["lse"]
         relative = abs(lse["loss"] - reference["loss"]) / abs(reference["loss"])
         print(
-            f"lse speed-up over the per-report loop (loop time / lse time): {reference['total_s'] / lse['total_s']:.2f}x, "
+            f"lse speed-up over the per-report loop (loop time / lse time): {time_ratio('reference', 'lse')}, "
             f"loss relative difference {relative:.1e}"
         )
     if "reclf" in results and "lse" in results:
-        print(f"reclf time / lse time: {results['reclf']['total_s'] / results['lse']['total_s']:.2f}")
+        print(f"reclf time / lse time: {time_ratio('reclf', 'lse')}")
     return 0
 
 

@@ -23,15 +23,30 @@ def benchmark(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_toy_run_reports_every_variant_and_the_loop_agreement():
-    result = benchmark("--device", "cpu", "--variants", "reference", "lse")
+    result = benchmark("--device", "cpu", "--variants", "reference", "lse", "--rounds", "2")
     assert result.returncode == 0, result.stderr
     table = [line.split() for line in result.stdout.splitlines() if line.startswith(("reference ", "lse "))]
     rows = {row[0]: row for row in table if row[1] != "speed-up"}
     assert set(rows) == {"reference", "lse"}
     assert "peak RSS +MiB" in result.stdout and "peak live tensors MiB" in result.stdout and "CPUs" in result.stdout
     assert all(len(row) == 7 for row in rows.values())  # both memory columns filled
+    assert rows["lse"][3] == "2"  # one timed run in each of the two rounds
+    assert "(loop time / lse time): " in result.stdout and "(rounds: " in result.stdout
     relative = float(result.stdout.split("loss relative difference ")[1].split()[0])
     assert relative < 1e-5  # lse is GLoRIA's loop, computed for all pairs at once
+
+
+def test_rounds_combine_as_median_times_and_largest_memory():
+    rounds = [
+        {"forward_s": 1.0, "total_s": 3.0, "runs": 2, "peak_memory_growth_mb": 10.0, "peak_live_tensors_mb": 4.0},
+        {"forward_s": 2.0, "total_s": 5.0, "runs": 2, "peak_memory_growth_mb": 30.0, "peak_live_tensors_mb": 6.0},
+        {"forward_s": 9.0, "total_s": 4.0, "runs": 2, "peak_memory_growth_mb": 20.0, "peak_live_tensors_mb": 5.0},
+    ]
+    combined = benchmark_module.over_rounds(rounds)
+    assert (combined["forward_s"], combined["total_s"], combined["runs"]) == (2.0, 4.0, 6)
+    assert (combined["peak_memory_growth_mb"], combined["peak_live_tensors_mb"]) == (30.0, 6.0)
+    with pytest.raises(SystemExit, match="--rounds must be at least 1"):
+        benchmark_module.main(["--rounds", "0"])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
