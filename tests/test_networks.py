@@ -9,6 +9,7 @@ from reclf_monai.data.errors import DataError
 from reclf_monai.data.tokenization import default_text_encoder_path
 from reclf_monai.losses import ContrastiveLoss
 from reclf_monai.networks import AGGREGATIONS, ImageEncoder, RECLFModel, TextEncoder
+from reclf_monai.networks.length_groups import by_length_groups
 
 torch.set_num_threads(1)
 
@@ -144,6 +145,60 @@ def test_padding_does_not_change_text_features():
     long = encoder(*tokenize(REPORTS, max_length=20))
     assert torch.allclose(short["global"], long["global"], atol=1e-5)
     assert torch.allclose(short["tokens"][short["word_mask"]], long["tokens"][long["word_mask"]], atol=1e-5)
+
+
+VARIED_REPORTS = REPORTS + [
+    "Heart size is normal. The lungs are clear without focal consolidation, effusion or pneumothorax.",
+    "Stable.",
+    "There is a small left pleural effusion with adjacent atelectasis; no pneumothorax is seen.",
+    "Clear lungs.",
+    "Degenerative changes of the thoracic spine. Calcified granuloma in the right upper lobe.",
+]
+
+
+@pytest.mark.parametrize("report_dim", [0, 1])
+def test_length_groups_put_outputs_back_in_report_order_zero_padded(report_dim):
+    lengths = torch.tensor([5, 1, 8, 3, 8, 2, 6])
+    mask = torch.arange(8) < lengths[:, None]
+    values = torch.randn(7, 8, 3) * mask[..., None]
+    if report_dim:
+        values = torch.stack([values, -values])
+
+    def run(group, length):
+        assert length == int(lengths[group].max())
+        picked = values.index_select(report_dim, group)
+        return (picked[:, :, :length] if report_dim else picked[:, :length]) * 2, None
+
+    doubled, nothing = by_length_groups(mask, run, groups=3, report_dim=report_dim)
+    assert nothing is None
+    assert torch.equal(doubled, values * 2)
+
+
+def test_text_length_groups_equal_one_padded_pass():
+    encoder = tiny_text_encoder().eval()
+    encoder.enable_cls_attention()
+    input_ids, attention_mask = tokenize(VARIED_REPORTS, max_length=24)
+    features = encoder(input_ids, attention_mask)
+    output = encoder.model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+    hidden = output.last_hidden_state
+    weights = attention_mask[..., None].float()
+    expected_global = encoder.global_projection((hidden * weights).sum(1) / weights.sum(1))
+    real = attention_mask.bool()
+    assert torch.allclose(features["global"], expected_global, atol=1e-5)
+    assert torch.allclose(features["tokens"][real], encoder.token_projection(hidden)[real], atol=1e-5)
+    expected_attention = output.attentions[-1][:, :, 0, :].mean(1)
+    assert torch.allclose(features["cls_attention"], expected_attention, atol=1e-6)
+
+
+def test_frozen_text_layers_stay_in_eval_mode_in_training():
+    model = tiny_model()
+    model.text_encoder.freeze_lower_layers(1)
+    model.train()
+    text = model.text_encoder.model
+    assert not text.embeddings.training and not text.encoder.layer[0].training
+    assert text.encoder.layer[1].training and model.image_encoder.training
+    model.eval()
+    assert not text.encoder.layer[1].training
 
 
 def test_freeze_layers_freezes_embeddings_and_lower_layers():

@@ -38,13 +38,14 @@ longest report's length.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from reclf_monai.networks.length_groups import by_length_groups
 from reclf_monai.networks.relation_modules import ImportanceRelationModule, SemanticRelationModule, masked_softmax
 from reclf_monai.networks.word_context import AttentionForm, WordContextScores, block_terms, projected_context
 
@@ -56,27 +57,6 @@ _USES_IRM = ("irm", "reclf")
 # (B = 48, reports of 10-95 words) 8 groups ran `lse` in 5.7-6.2 s against 6.2-6.6 s with 4 and
 # 10.5 s with 1 (2-core AMD EPYC); more groups make the matrix products too small.
 _LENGTH_GROUPS = 8
-
-
-def by_length_groups(
-    word_mask: torch.Tensor, run: Callable[[torch.Tensor, int], tuple[Optional[torch.Tensor], ...]]
-) -> tuple[Optional[torch.Tensor], ...]:
-    """Runs ``run(reports, length)`` on reports grouped by length, each group cut after its longest
-    report, and puts the outputs (n, reports, length, ...) back in report order, zero-padded to T.
-
-    A batch's median report is about 2/3 of its longest, so groups save that much of every
-    (report x token) tensor; masked positions never change a result, so this equals one padded pass.
-    """
-    tokens = word_mask.shape[-1]
-    lengths = torch.where(word_mask, torch.arange(1, tokens + 1, device=word_mask.device), 0).amax(-1)
-    order = lengths.argsort()
-    parts = []
-    for group in order.chunk(min(_LENGTH_GROUPS, len(order))):
-        length = max(int(lengths[group].max()), 1)
-        outputs = run(group, length)
-        parts.append([None if out is None else F.pad(out, (0, 0) * (out.dim() - 3) + (0, tokens - length)) for out in outputs])
-    restore = order.argsort()
-    return tuple(None if column[0] is None else torch.cat(column, 1)[:, restore] for column in zip(*parts))
 
 
 class LocalMatching(nn.Module):
@@ -179,7 +159,7 @@ class LocalMatching(nn.Module):
                 scores, weights, corrections = self._relate_in_blocks(scores, contexts, group_words, group_mask, keep_details)
             return scores, weights, attention, corrections
 
-        scores, relation_weights, attention, corrections = by_length_groups(word_mask, match_group)
+        scores, relation_weights, attention, corrections = by_length_groups(word_mask, match_group, _LENGTH_GROUPS, report_dim=1)
         mask = word_mask.expand_as(scores)
         details = {"token_scores": scores, "attention": attention}
         if corrections is not None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from reclf_monai.networks.length_groups import by_length_groups
 from reclf_monai.data.tokenization import (
     DEFAULT_MAX_LENGTH,
     default_text_encoder_path,
@@ -17,6 +18,10 @@ from reclf_monai.data.tokenization import (
 )
 
 POOLINGS = ("mean", "cls")
+
+# Reports are encoded in this many length groups (`by_length_groups`): on IU reports padded to 96
+# tokens, 4 groups of a 32-report batch hold about 73 % of the padded tokens (8 groups: 69 %).
+_LENGTH_GROUPS = 4
 
 
 class TextEncoder(nn.Module):
@@ -28,7 +33,9 @@ class TextEncoder(nn.Module):
             Clinical users pass e.g. a Bio_ClinicalBERT folder.
         embed_dim: D, the joint dimension (token and global projections are linear layers).
         freeze_layers: 0 trains everything; N > 0 freezes the embeddings and the lowest N
-            Transformer layers (GLoRIA/MGCA freeze the lower BERT layers to save memory).
+            Transformer layers (GLoRIA/MGCA freeze the lower BERT layers to save memory). Frozen
+            layers stay in eval mode when the encoder trains: they are a fixed feature extractor,
+            so they run without dropout (which cost about a third of their forward time on a CPU).
         pooling: the report vector before projection: `mean` of the non-padding token features
             (what sentence-transformers models such as MiniLM are trained for) or `cls` ([CLS] token).
         pretrained: False builds the architecture from the folder's config with random weights
@@ -41,7 +48,9 @@ class TextEncoder(nn.Module):
     which only initialises it), so checkpoints can carry them and rebuild the same encoder.
 
     The word mask is True for real words and False for [PAD] and special tokens ([CLS], [SEP], ...),
-    so local matching only sees the report's words.
+    so local matching only sees the report's words. Reports run through the model in groups of
+    similar length, each cut after its longest report; padding never changes a real token's
+    features, so the outputs equal one padded pass at every real token.
     """
 
     def __init__(
@@ -102,9 +111,17 @@ class TextEncoder(nn.Module):
             raise ValueError(f"{type(self.model).__name__} has no BERT-style embeddings/encoder.layer to freeze")
         if num_layers > len(layers):
             raise ValueError(f"cannot freeze {num_layers} layers of a {len(layers)}-layer text encoder")
-        embeddings.requires_grad_(False)
-        for layer in layers[:num_layers]:
-            layer.requires_grad_(False)
+        self.frozen_modules = [embeddings, *layers[:num_layers]]
+        for module in self.frozen_modules:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        """Like ``nn.Module.train``, but frozen layers stay in eval mode (no dropout)."""
+        super().train(mode)
+        for module in getattr(self, "frozen_modules", ()):
+            module.eval()
+        return self
 
     def enable_cls_attention(self) -> None:
         """Also return the last layer's [CLS] attention over tokens (for `fixed_importance`).
@@ -124,10 +141,7 @@ class TextEncoder(nn.Module):
         `enable_cls_attention`, `cls_attention` (B, T) (mean over heads of the last layer)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        output = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, output_attentions=self.returns_cls_attention
-        )
-        hidden = output.last_hidden_state
+        hidden, cls_attention = by_length_groups(attention_mask, self._encode_group(input_ids, attention_mask), _LENGTH_GROUPS)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -139,5 +153,20 @@ class TextEncoder(nn.Module):
             "word_mask": self.word_mask(input_ids, attention_mask),
         }
         if self.returns_cls_attention:
-            features["cls_attention"] = output.attentions[-1][:, :, 0, :].mean(dim=1)
+            features["cls_attention"] = cls_attention
         return features
+
+    def _encode_group(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """The model on reports `group`, cut to `length` tokens: hidden states and, after
+        `enable_cls_attention`, the [CLS] attention (else None)."""
+
+        def encode(group: torch.Tensor, length: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+            output = self.model(
+                input_ids=input_ids[group, :length],
+                attention_mask=attention_mask[group, :length],
+                output_attentions=self.returns_cls_attention,
+            )
+            cls_attention = output.attentions[-1][:, :, 0, :].mean(dim=1) if self.returns_cls_attention else None
+            return output.last_hidden_state, cls_attention
+
+        return encode
