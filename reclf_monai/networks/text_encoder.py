@@ -95,6 +95,8 @@ class TextEncoder(nn.Module):
         self.token_projection = nn.Linear(hidden, embed_dim)
         self.global_projection = nn.Linear(hidden, embed_dim)
         self.returns_cls_attention = False
+        # How many length groups a batch runs in (not a setting: it never changes the features).
+        self.length_groups = _LENGTH_GROUPS
         # A BERT pooler head is never used here; frozen, it cannot trip DDP's unused-parameter check.
         pooler = getattr(self.model, "pooler", None)
         if pooler is not None:
@@ -141,7 +143,7 @@ class TextEncoder(nn.Module):
         `enable_cls_attention`, `cls_attention` (B, T) (mean over heads of the last layer)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden, cls_attention = by_length_groups(attention_mask, self._encode_group(input_ids, attention_mask), _LENGTH_GROUPS)
+        hidden, cls_attention = by_length_groups(attention_mask, self._encode_group(input_ids, attention_mask), self.length_groups)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
