@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         f"[profile] {cpu_summary()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; batch "
         f"{args.batch_size}, {args.image_size} px, embed_dim {args.embed_dim}, {args.max_length} tokens, "
         f"{args.freeze_text_layers} frozen text layers{' (with dropout)' if args.frozen_text_dropout else ''}, "
-        f"{model.text_encoder.length_groups} text length group(s), aggregation {args.aggregation}",
+        f"up to {model.text_encoder.length_groups} text length group(s), aggregation {args.aggregation}",
         flush=True,
     )
     timed = []

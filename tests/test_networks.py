@@ -177,8 +177,14 @@ def test_length_groups_put_outputs_back_in_report_order_zero_padded(report_dim):
 def test_text_length_groups_equal_one_padded_pass():
     encoder = tiny_text_encoder().eval()
     encoder.enable_cls_attention()
-    input_ids, attention_mask = tokenize(VARIED_REPORTS, max_length=24)
+    calls, forward = [], encoder.model.forward
+    encoder.model.forward = lambda *args, **kwargs: calls.append(kwargs["input_ids"].shape) or forward(*args, **kwargs)
+    input_ids, attention_mask = tokenize(VARIED_REPORTS * 4, max_length=24)
     features = encoder(input_ids, attention_mask)
+    assert [shape[0] for shape in calls] == [9, 9, 9, 9]  # 36 reports: 4 groups, cut to their lengths
+    assert max(shape[1] for shape in calls) == 24 and min(shape[1] for shape in calls) < 24
+    encoder(*tokenize(REPORTS))
+    assert len(calls) == 5  # 4 reports: one group (every model call has a fixed cost)
     output = encoder.model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
     hidden = output.last_hidden_state
     weights = attention_mask[..., None].float()
