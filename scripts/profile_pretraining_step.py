@@ -2,12 +2,14 @@
 
     python scripts/profile_pretraining_step.py [--batch_size 32] [--iterations 5] [--ops 15]
     python scripts/profile_pretraining_step.py --frozen_text_dropout --text_length_groups 1   # the earlier text encoder
+    python scripts/profile_pretraining_step.py --frozen_cache_mb 1024   # an epoch after the first, with the cache
 
 Builds the RECLF model as `reclf_pretrain` with `configs/cpu_schedule.json` does (ResNet-18 at
 128 px, all-MiniLM-L6-v2 with 4 frozen layers, embed_dim 128, 96 tokens, `reclf`), feeds it real
 IU reports from the package's archive (tokenised as training does) and random images, and times
 each part of a training step: image encoder, text encoder, pair scoring, loss, backward pass and
-optimiser step. Prints the median over the timed iterations (after `--warmup` untimed ones) and,
+optimiser step. With `--frozen_cache_mb` the text encoder keeps its frozen layers' output, and
+every report is seen once before the timed steps, as in every epoch after the first. Prints the median over the timed iterations (after `--warmup` untimed ones) and,
 with `--ops N`, the N operators that took the most time under ``torch.profiler``. The data loader
 and the engine's handlers are left out: this is the model's own cost.
 """
@@ -42,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--frozen_text_dropout", action="store_true", help="frozen text layers in train mode, with dropout (as before 26b6178)"
+    )
+    parser.add_argument(
+        "--frozen_cache_mb", type=float, default=0.0, help="cache of the frozen text layers' output (MiB; 0: none), filled before timing"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
@@ -79,7 +84,12 @@ def report_batches(batch_size: int, count: int, max_length: int):
 def build_model(args: argparse.Namespace):
     from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder
 
-    text_encoder = TextEncoder(embed_dim=args.embed_dim, freeze_layers=args.freeze_text_layers, max_length=args.max_length)
+    text_encoder = TextEncoder(
+        embed_dim=args.embed_dim,
+        freeze_layers=args.freeze_text_layers,
+        max_length=args.max_length,
+        frozen_cache_mb=args.frozen_cache_mb,
+    )
     if args.text_length_groups is not None:
         text_encoder.length_groups = args.text_length_groups
     image_encoder = ImageEncoder("resnet18", in_channels=1, embed_dim=args.embed_dim, img_size=args.image_size)
@@ -124,11 +134,16 @@ def main(argv=None) -> int:
     loss_function = ContrastiveLoss()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     images = torch.randn(args.batch_size, 1, args.image_size, args.image_size)
+    if args.frozen_cache_mb:
+        with torch.no_grad():  # every report seen once: the timed steps are those of a later epoch
+            for input_ids, attention_mask in batches:
+                model.encode_text(input_ids, attention_mask)
     print(
         f"[profile] {cpu_summary()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; batch "
         f"{args.batch_size}, {args.image_size} px, embed_dim {args.embed_dim}, {args.max_length} tokens, "
         f"{args.freeze_text_layers} frozen text layers{' (with dropout)' if args.frozen_text_dropout else ''}, "
-        f"up to {model.text_encoder.length_groups} text length group(s), aggregation {args.aggregation}",
+        f"up to {model.text_encoder.length_groups} text length group(s), aggregation {args.aggregation}"
+        + (f"; frozen layers' output cached ({args.frozen_cache_mb:g} MiB), reports seen before" if args.frozen_cache_mb else ""),
         flush=True,
     )
     timed = []

@@ -41,6 +41,13 @@ def test_switches_rebuild_the_earlier_text_encoder():
     assert not any(module.training for module in default.frozen_modules)
 
 
+def test_cache_switch_times_steps_on_reports_seen_before(capsys):
+    assert profile_module.main([*TOY, "--iterations", "1", "--warmup", "1", "--freeze_text_layers", "2", "--frozen_cache_mb", "64"]) == 0
+    assert "frozen layers' output cached (64 MiB), reports seen before" in capsys.readouterr().out
+    model = profile_module.build_model(profile_module.parse_args([*TOY, "--frozen_cache_mb", "64"]))
+    assert model.text_encoder.frozen_cache is not None and len(model.text_encoder.frozen_cache) == 0
+
+
 def test_report_batches_hold_real_tokenised_reports():
     batches = profile_module.report_batches(batch_size=2, count=2, max_length=16)
     assert len(batches) == 2

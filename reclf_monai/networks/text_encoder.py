@@ -9,7 +9,10 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-from reclf_monai.networks.length_groups import by_length_groups
+import logging
+
+from reclf_monai.networks.frozen_text_cache import FrozenOutputCache
+from reclf_monai.networks.length_groups import by_length_groups, report_lengths
 from reclf_monai.data.tokenization import (
     DEFAULT_MAX_LENGTH,
     default_text_encoder_path,
@@ -18,6 +21,7 @@ from reclf_monai.data.tokenization import (
 )
 
 POOLINGS = ("mean", "cls")
+logger = logging.getLogger("reclf.text_cache")
 
 # Reports are encoded in up to this many length groups (`by_length_groups`): on IU reports padded
 # to 96 tokens, 4 groups of a 32-report batch hold about 73 % of the padded tokens (8 groups: 69 %).
@@ -46,6 +50,11 @@ class TextEncoder(nn.Module):
         config_overrides: config fields to change when `pretrained` is False.
         max_length: reports are tokenised to this many tokens. The encoder does not use it itself;
             it is kept in ``settings`` so that evaluation tokenises as training did.
+        frozen_cache_mb: with frozen layers, keep their output for every report seen in training
+            within this many MiB (:class:`FrozenOutputCache`), so a report seen again runs only the
+            trained layers (0: no cache). It never changes the features: the frozen layers are
+            fixed, and a change to their weights empties the cache. Not a setting of the network
+            (checkpoints do not carry it). Used in training mode only; not with `enable_cls_attention`.
 
     ``settings`` holds the arguments that shape the encoder and its input (all but `pretrained`,
     which only initialises it), so checkpoints can carry them and rebuild the same encoder.
@@ -65,6 +74,7 @@ class TextEncoder(nn.Module):
         pretrained: bool = True,
         config_overrides: Optional[dict[str, Any]] = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        frozen_cache_mb: float = 0.0,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -104,7 +114,11 @@ class TextEncoder(nn.Module):
         pooler = getattr(self.model, "pooler", None)
         if pooler is not None:
             pooler.requires_grad_(False)
+        self.frozen_modules: list[nn.Module] = []
         self.freeze_lower_layers(freeze_layers)
+        self.frozen_cache = FrozenOutputCache(frozen_cache_mb) if frozen_cache_mb > 0 else None
+        self._cached_weights: Optional[tuple] = None  # the frozen weights the cache was filled with
+        self._layer_split_checked = False
 
     def freeze_lower_layers(self, num_layers: int) -> None:
         """Freeze the embeddings and the lowest `num_layers` Transformer layers (0: freeze nothing)."""
@@ -166,7 +180,11 @@ class TextEncoder(nn.Module):
         """The model on reports `group`, cut to `length` tokens: hidden states and, after
         `enable_cls_attention`, the [CLS] attention (else None)."""
 
+        reuse_frozen = self._frozen_cache_usable()
+
         def encode(group: torch.Tensor, length: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+            if reuse_frozen:
+                return self._encode_reusing_frozen(input_ids[group, :length], attention_mask[group, :length]), None
             output = self.model(
                 input_ids=input_ids[group, :length],
                 attention_mask=attention_mask[group, :length],
@@ -176,3 +194,86 @@ class TextEncoder(nn.Module):
             return output.last_hidden_state, cls_attention
 
         return encode
+
+    # ------------------------------------------------------------ the frozen layers' cache
+
+    def _frozen_cache_usable(self) -> bool:
+        """Whether this forward pass may use the cache: training mode, frozen layers that are still
+        frozen (eval mode, no gradients) and the same weights as when the cache was filled."""
+        if self.frozen_cache is None or not self.training or self.returns_cls_attention or not self.frozen_modules:
+            return False
+        parameters = [p for module in self.frozen_modules for p in module.parameters()]
+        if any(module.training for module in self.frozen_modules) or any(p.requires_grad for p in parameters):
+            return False
+        weights = tuple((id(p), p.data_ptr(), p._version) for p in parameters)  # _version: in-place changes
+        if weights != self._cached_weights:
+            self.frozen_cache.clear()
+            self._cached_weights = weights
+        return True
+
+    def _encode_reusing_frozen(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The model's last hidden states, (N, L, H), with the frozen layers run only for reports
+        not in the cache. Reports must be right-padded (a mask of ones, then zeros)."""
+        lengths = report_lengths(attention_mask).tolist()
+        if not self._layer_split_checked:
+            self._check_layer_split(input_ids, attention_mask)
+        # The check may have turned the cache off; padding on the left or inside: no cache.
+        if self.frozen_cache is None or int(attention_mask.sum()) != sum(lengths):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        keys = [FrozenOutputCache.key(ids[:length]) for ids, length in zip(input_ids, lengths)]
+        outputs = [self.frozen_cache.get(key) for key in keys]
+        missing = [i for i, output in enumerate(outputs) if output is None]
+        if missing:
+            rows = torch.tensor(missing, device=input_ids.device)
+            with torch.no_grad():
+                computed = self._frozen_layers(input_ids[rows], attention_mask[rows])
+            for output, i in zip(computed, missing):
+                outputs[i] = output[: lengths[i]]
+                self.frozen_cache.put(keys[i], outputs[i])
+        hidden = torch.zeros(*input_ids.shape, outputs[0].shape[-1], dtype=outputs[0].dtype, device=input_ids.device)
+        for i, output in enumerate(outputs):
+            hidden[i, : lengths[i]] = output
+        return self._trained_layers(hidden, attention_mask)
+
+    def _check_layer_split(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Once: the frozen layers then the trained ones, run layer by layer here, must give the
+        model's own output (in eval mode, at real tokens); otherwise the cache is turned off, with
+        a warning, and the model runs whole (e.g. a model whose layers take other arguments)."""
+        self._layer_split_checked = True
+        trained = [layer for layer in self.model.encoder.layer if layer not in self.frozen_modules]
+        modes = [layer.training for layer in trained]
+        for layer in trained:
+            layer.eval()
+        try:
+            with torch.no_grad():
+                expected = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                split = self._trained_layers(self._frozen_layers(input_ids, attention_mask), attention_mask)
+            real = attention_mask.bool()
+            scale = float(expected[real].abs().max())
+            same = torch.allclose(split[real], expected[real], rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+            reason = "its layers give another output when run one by one"
+        except Exception as error:  # noqa: BLE001  (any failure means: do not use the split)
+            same, reason = False, f"running its layers one by one failed ({type(error).__name__}: {error})"
+        finally:
+            for layer, mode in zip(trained, modes):
+                layer.train(mode)
+        if not same:
+            logger.warning("frozen text layer cache turned off for %s: %s", type(self.model).__name__, reason)
+            self.frozen_cache = None
+
+    def _frozen_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The embeddings and the frozen Transformer layers, as the model runs them."""
+        hidden = self.model.embeddings(input_ids=input_ids)
+        return self._run_layers(self.frozen_modules[1:], hidden, attention_mask)
+
+    def _trained_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The Transformer layers above the frozen ones, on the frozen layers' output."""
+        return self._run_layers(self.model.encoder.layer[len(self.frozen_modules) - 1 :], hidden, attention_mask)
+
+    def _run_layers(self, layers, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask  # transformers 5
+
+        mask = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for layer in layers:
+            hidden = layer(hidden, mask)
+        return hidden
