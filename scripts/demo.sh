@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo data (CPU, about 17 minutes after set-up, 14 with the corpus built):
+# The main job on the embedded demo data (CPU, about 17 minutes after set-up, 14-15 with the corpus built):
 #   1. set up .venv;
 #   2. build IU-Phantom (real IU reports, synthetic images) if it is absent, and a contact sheet;
 #   3. pretrain RECLF on it with the reclf_pretrain bundle (2 epochs; TensorBoard logs, checkpoints);
@@ -30,8 +30,8 @@ fi
 echo "[demo] contact sheet: $out/contact_sheet.png (shows licensed report text: do not redistribute)"
 
 # CPU-sized schedule (the bundle's configs/cpu_schedule.json, also the ablation's): 128 px images,
-# ResNet-18, MiniLM with its 4 lower layers frozen, 2 epochs (cosine schedule to the end); no
-# validation during pretraining: the downstream table evaluates.
+# ResNet-18, MiniLM with its 4 lower layers frozen (their output kept per report), 2 epochs
+# (cosine schedule to the end); no validation during pretraining: the downstream table evaluates.
 schedule="$bundle/configs/cpu_schedule.json"
 epochs=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["train#trainer#max_epochs"])' "$schedule")
 settings=(--bundle_root "$bundle" --dataset_dir "$data" --ckpt_dir "$run/models")

@@ -52,9 +52,12 @@ class TextEncoder(nn.Module):
             it is kept in ``settings`` so that evaluation tokenises as training did.
         frozen_cache_mb: with frozen layers, keep their output for every report seen in training
             within this many MiB (:class:`FrozenOutputCache`), so a report seen again runs only the
-            trained layers (0: no cache). It never changes the features: the frozen layers are
-            fixed, and a change to their weights empties the cache. Not a setting of the network
-            (checkpoints do not carry it). Used in training mode only; not with `enable_cls_attention`.
+            trained layers (0: no cache). The features stay those of the whole model (the frozen
+            layers are fixed, and a change to their weights empties the cache), to float rounding:
+            a report's frozen output computed beside reports of another length can differ in its
+            last bits, which a long training run amplifies as it does any such difference. Not a
+            setting of the network (checkpoints do not carry it). Used in training mode only, and
+            not after `enable_cls_attention`.
 
     ``settings`` holds the arguments that shape the encoder and its input (all but `pretrained`,
     which only initialises it), so checkpoints can carry them and rebuild the same encoder.
@@ -220,7 +223,7 @@ class TextEncoder(nn.Module):
         # The check may have turned the cache off; padding on the left or inside: no cache.
         if self.frozen_cache is None or int(attention_mask.sum()) != sum(lengths):
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        keys = [FrozenOutputCache.key(ids[:length]) for ids, length in zip(input_ids, lengths)]
+        keys = [FrozenOutputCache.key(ids[:length]) for ids, length in zip(input_ids.cpu(), lengths)]  # one copy
         outputs = [self.frozen_cache.get(key) for key in keys]
         missing = [i for i, output in enumerate(outputs) if output is None]
         if missing:
