@@ -9,8 +9,9 @@ Builds the RECLF model as `reclf_pretrain` with `configs/cpu_schedule.json` does
 IU reports from the package's archive (tokenised as training does) and random images, and times
 each part of a training step: image encoder, text encoder, pair scoring, loss, backward pass and
 optimiser step. With `--frozen_cache_mb` the text encoder keeps its frozen layers' output, and
-every report is seen once before the timed steps, as in every epoch after the first. Prints the median over the timed iterations (after `--warmup` untimed ones) and,
-with `--ops N`, the N operators that took the most time under ``torch.profiler``. The data loader
+every report is seen once before the timed steps, as in every epoch after the first. Prints the
+median over the timed iterations (after `--warmup` untimed ones) and, with `--ops N`, the N
+operators that took the most time under ``torch.profiler``. The data loader
 and the engine's handlers are left out: this is the model's own cost.
 """
 

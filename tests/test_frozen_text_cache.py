@@ -42,14 +42,15 @@ def count_calls(module):
     return calls
 
 
-def test_cached_frozen_output_gives_the_same_features_and_gradients():
+def test_cached_frozen_output_gives_the_same_features_and_gradients(caplog):
     plain, cached = encoder_pair()
     input_ids, attention_mask = tokenize(VARIED_REPORTS * 4, max_length=24)  # 36 reports, 9 texts
     embedding_calls = count_calls(cached.model.embeddings)
     real = attention_mask.bool()
     for epoch in range(2):
         expected, expected_grads = step(plain, input_ids, attention_mask, seed=epoch)
-        features, grads = step(cached, input_ids, attention_mask, seed=epoch)
+        with caplog.at_level(logging.INFO, logger="reclf.text_cache"):
+            features, grads = step(cached, input_ids, attention_mask, seed=epoch)
         assert torch.allclose(features["tokens"][real], expected["tokens"][real], atol=1e-5)
         assert torch.allclose(features["global"], expected["global"], atol=1e-5)
         assert torch.equal(features["word_mask"], expected["word_mask"])
@@ -61,6 +62,7 @@ def test_cached_frozen_output_gives_the_same_features_and_gradients():
             first_epoch_calls = len(embedding_calls)
             assert first_epoch_calls > 0
     assert len(embedding_calls) == first_epoch_calls  # the second epoch ran no frozen layer
+    assert caplog.text.count("frozen text layers' output kept per training report (up to 1 MiB)") == 1
 
 
 def test_a_change_of_the_frozen_weights_empties_the_cache():

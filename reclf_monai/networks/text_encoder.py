@@ -263,6 +263,10 @@ class TextEncoder(nn.Module):
         if not same:
             logger.warning("frozen text layer cache turned off for %s: %s", type(self.model).__name__, reason)
             self.frozen_cache = None
+        else:
+            logger.info(
+                "frozen text layers' output kept per training report (up to %.0f MiB)", self.frozen_cache.budget_bytes / 2**20
+            )
 
     def _frozen_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The embeddings and the frozen Transformer layers, as the model runs them."""
