@@ -42,9 +42,9 @@ class FrozenOutputCache:
 
     def put(self, key: bytes, output: torch.Tensor) -> None:
         """Keeps a copy of `output` (detached, so it holds no autograd graph) if it fits."""
-        size = output.numel() * output.element_size()
         if self.full or key in self.entries:
             return
+        size = output.numel() * output.element_size()
         if self.stored_bytes + size > self.budget_bytes:
             self.full = True
             logger.info(

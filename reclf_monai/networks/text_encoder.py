@@ -9,9 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-import logging
-
-from reclf_monai.networks.frozen_text_cache import FrozenOutputCache
+from reclf_monai.networks.frozen_text_cache import FrozenOutputCache, logger
 from reclf_monai.networks.length_groups import by_length_groups, report_lengths
 from reclf_monai.data.tokenization import (
     DEFAULT_MAX_LENGTH,
@@ -21,7 +19,6 @@ from reclf_monai.data.tokenization import (
 )
 
 POOLINGS = ("mean", "cls")
-logger = logging.getLogger("reclf.text_cache")
 
 # Reports are encoded in up to this many length groups (`by_length_groups`): on IU reports padded
 # to 96 tokens, 4 groups of a 32-report batch hold about 73 % of the padded tokens (8 groups: 69 %).
@@ -64,8 +61,9 @@ class TextEncoder(nn.Module):
 
     The word mask is True for real words and False for [PAD] and special tokens ([CLS], [SEP], ...),
     so local matching only sees the report's words. Reports run through the model in groups of
-    similar length (up to `length_groups`, at least 8 reports each), each cut after its longest report; padding never changes a real token's
-    features, so the outputs equal one padded pass at every real token.
+    similar length (up to `length_groups`, at least 8 reports each), each cut after its longest
+    report; padding never changes a real token's features, so the outputs equal one padded pass at
+    every real token.
     """
 
     def __init__(
@@ -141,7 +139,7 @@ class TextEncoder(nn.Module):
     def train(self, mode: bool = True) -> "TextEncoder":
         """Like ``nn.Module.train``, but frozen layers stay in eval mode (no dropout)."""
         super().train(mode)
-        for module in getattr(self, "frozen_modules", ()):
+        for module in self.frozen_modules:
             module.eval()
         return self
 
