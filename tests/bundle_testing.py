@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -54,21 +55,12 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
 
 
-def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
-    """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against the offline
-    MONAI schema (``../shared`` is part of every checkout this suite runs in).
-
-    With `cli`, through ``python -m monai.bundle verify_metadata`` in `cwd` (test_pretrain_bundle
-    does so); otherwise the function that subcommand calls, with the same arguments, in this
-    process and in `cwd` (a CLI call's imports are nearly all of its cost)."""
-    assert SCHEMA.is_file(), f"MONAI metadata schema not found at {SCHEMA}"
-    arguments = {"meta_file": str(configs / "metadata.json"), "filepath": str(SCHEMA)}
-    if cli:
-        result = monai_bundle(cwd, "verify_metadata", *(item for key, value in arguments.items() for item in (f"--{key}", value)))
-        assert succeeded(result)
-        assert "metadata is verified with no error" in result.stdout
-        return
-    from monai.bundle import scripts, verify_metadata
+def bundle_function_messages(cwd: Path, subcommand: str, **arguments) -> list[str]:
+    """The function behind ``python -m monai.bundle SUBCOMMAND``, called with the same arguments in
+    this process, in `cwd` and offline, as the CLI call of `monai_bundle` would run it; returns
+    what it logged. Why: a CLI call's imports are nearly all of its cost (about 15 s of one core on
+    the development VM), so only a few tests go through the CLI itself."""
+    from monai.bundle import scripts
 
     messages: list[str] = []
     handler = logging.Handler(logging.INFO)
@@ -77,23 +69,42 @@ def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
     cwd.mkdir(parents=True, exist_ok=True)
     previous = os.getcwd()
     try:
-        os.chdir(cwd)
-        verify_metadata(**arguments)  # raises for metadata the schema rejects
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HF_HUB_OFFLINE", "1")
+            patch.setenv("TRANSFORMERS_OFFLINE", "1")
+            os.chdir(cwd)
+            getattr(scripts, subcommand)(**arguments)  # raises where the CLI would fail
     finally:
         os.chdir(previous)
         scripts.logger.removeHandler(handler)
-    assert not (cwd / "runs").exists(), "verify_metadata wrote a stray runs/ folder in its working directory"
-    assert "metadata is verified with no error." in messages
+    assert not (cwd / "runs").exists(), f"{subcommand} wrote a stray runs/ folder in its working directory"
+    return messages
+
+
+def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
+    """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against the offline
+    MONAI schema (``../shared`` is part of every checkout this suite runs in).
+
+    With `cli`, through ``python -m monai.bundle verify_metadata`` in `cwd` (test_pretrain_bundle
+    does so); otherwise in this process (`bundle_function_messages`)."""
+    assert SCHEMA.is_file(), f"MONAI metadata schema not found at {SCHEMA}"
+    arguments = {"meta_file": str(configs / "metadata.json"), "filepath": str(SCHEMA)}
+    if cli:
+        result = monai_bundle(cwd, "verify_metadata", *(item for key, value in arguments.items() for item in (f"--{key}", value)))
+        assert succeeded(result)
+        assert "metadata is verified with no error" in result.stdout
+        return
+    assert "metadata is verified with no error." in bundle_function_messages(cwd, "verify_metadata", **arguments)
 
 
 def assert_network_matches_metadata(configs: Path, cwd: Path, **overrides) -> None:
-    """``verify_net_in_out`` on ``inference.json`` alone, as model-zoo CI runs it."""
-    verified = monai_bundle(
-        cwd, "verify_net_in_out", "network_def", "--meta_file", str(configs / "metadata.json"),
-        "--config_file", str(configs / "inference.json"), **overrides,
+    """``verify_net_in_out`` on ``inference.json`` alone, as model-zoo CI runs it, in this process
+    (`bundle_function_messages`; test_pretrain_bundle goes through the CLI)."""
+    messages = bundle_function_messages(
+        cwd, "verify_net_in_out", net_id="network_def", meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"), **{key: str(value) if isinstance(value, Path) else value for key, value in overrides.items()},
     )  # fmt: skip
-    assert succeeded(verified)
-    assert "data shape of network is verified with no error" in verified.stdout
+    assert "data shape of network is verified with no error." in messages
 
 
 def export_inference_network(configs: Path, cwd: Path, checkpoint: Path, image_size: int, **overrides) -> torch.jit.ScriptModule:

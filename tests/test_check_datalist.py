@@ -110,23 +110,23 @@ def test_script_prints_every_bad_item_and_exits_1(datalist):
     assert lines[-1] == "checked 12 items, 7 bad (training 7 of 10, validation 0 of 2)"
 
 
-def test_script_exits_0_when_the_chosen_splits_are_good(datalist):
-    result = run_script(str(datalist), "--split", "validation", "--image_size", str(SIZE), "--workers", "1")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["checked 2 items, 0 bad (validation 0 of 2)"]
-
-
-def test_script_exits_2_naming_a_missing_datalist(tmp_path):
-    result = run_script(str(tmp_path / "missing.json"))
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"check_datalist: {tmp_path / 'missing.json'}: datalist file not found"
-
-
 def load_script_main():
+    """The script's `main`, for the cases below that need no process of their own (the test above
+    runs the script itself)."""
     spec = importlib.util.spec_from_file_location("check_datalist", ROOT / "scripts" / "check_datalist.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def test_script_exits_0_when_the_chosen_splits_are_good(datalist, capsys):
+    assert load_script_main()([str(datalist), "--split", "validation", "--image_size", str(SIZE), "--workers", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checked 2 items, 0 bad (validation 0 of 2)"]
+
+
+def test_script_exits_2_naming_a_missing_datalist(tmp_path, capsys):
+    assert load_script_main()([str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().err.strip() == f"check_datalist: {tmp_path / 'missing.json'}: datalist file not found"
 
 
 @pytest.mark.parametrize(

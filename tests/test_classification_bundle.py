@@ -27,6 +27,7 @@ from test_prepare_covidx import lines as covidx_list
 from bundle_testing import (
     BUNDLES,
     assert_metadata_valid,
+    assert_network_matches_metadata,
     bundle_config_files,
     event_files,
     load_checkpoint,
@@ -263,12 +264,7 @@ def test_inference_json_alone_writes_probabilities_of_png_and_dicom_images(train
 
 
 def test_network_matches_metadata_and_exports_with_inference_json_alone(trained, tmp_path):
-    verified = monai_bundle(
-        tmp_path, "verify_net_in_out", "network_def", "--meta_file", str(CONFIGS / "metadata.json"),
-        "--config_file", config_files("inference"), "--bundle_root", str(BUNDLE), "--ckpt_dir", str(trained.models),
-    )  # fmt: skip
-    assert succeeded(verified)
-    assert "data shape of network is verified with no error" in verified.stdout
+    assert_network_matches_metadata(CONFIGS, tmp_path, bundle_root=BUNDLE, ckpt_dir=trained.models)
 
     exported_file = tmp_path / "model.ts"
     exported = monai_bundle(
