@@ -60,6 +60,21 @@ def test_a_file_that_is_not_a_reclf_checkpoint_is_named(tmp_path):
         PretrainedUNet(pretrained_checkpoint=tmp_path / "missing.pt")
 
 
+
+def test_encoder_weights_that_do_not_fit_are_listed_with_the_file(pretrained, tmp_path):
+    """A checkpoint whose settings fit but whose image-encoder weights were altered (a key dropped,
+    another reshaped): refused with every kind of mismatch listed, not a load_state_dict crash."""
+    _, path = pretrained
+    checkpoint = torch.load(path, weights_only=True)
+    weights = checkpoint["model"]
+    del weights["image_encoder.features.backbone.layer4.1.bn2.bias"]
+    weights["image_encoder.features.backbone.conv1.weight"] = weights["image_encoder.features.backbone.conv1.weight"][:, :, :3]
+    altered = tmp_path / "altered.pt"
+    torch.save(checkpoint, altered)
+    expected = r"altered\.pt: image-encoder weights do not fit the \w+: missing keys \(1\): \S*layer4\.1\.bn2\.bias; wrong shapes \(1\): \S*conv1\.weight$"
+    with pytest.raises(DataError, match=expected):
+        PretrainedUNet(pretrained_checkpoint=altered)
+
 def test_unet_skip_connections_come_from_every_stage_of_the_pretrained_resnet(pretrained):
     model, path = pretrained
     unet = PretrainedUNet(out_channels=1, pretrained_checkpoint=path)

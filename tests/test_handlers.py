@@ -124,6 +124,13 @@ def test_embeddings_of_one_kind_only_and_of_none(tmp_path):
     assert not (tmp_path / "none.npz").exists()
 
 
+
+def test_image_embeddings_without_file_names_are_refused(tmp_path):
+    nameless = _collect("image", [{"rows": torch.tensor([1.0, 2.0]), "item_index": torch.tensor([0, 1])}])
+    with pytest.raises(ValueError, match="2 image embeddings but 0 file names"):
+        write_embeddings(tmp_path / "images.npz", nameless)
+    assert not (tmp_path / "images.npz").exists()
+
 # ------------------------------------------------------------------ TensorBoard images
 
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}

@@ -88,7 +88,7 @@ def test_backbone_weights_errors_name_the_file(tmp_path):
         ImageEncoder("resnet18", pretrained_path=tmp_path / "missing.pt")
     wrong = tmp_path / "resnet34.pt"
     torch.save(ImageEncoder("resnet34", embed_dim=EMBED).features.backbone.state_dict(), wrong)
-    with pytest.raises(DataError, match="resnet34.pt: weights do not fit .*unexpected keys"):
+    with pytest.raises(DataError, match="resnet34.pt: backbone weights do not fit the ResNet: .*unexpected keys"):
         ImageEncoder("resnet18", pretrained_path=wrong)
     three_channels = tmp_path / "rgb.pt"
     torch.save(ImageEncoder("resnet18", in_channels=3).features.backbone.state_dict(), three_channels)

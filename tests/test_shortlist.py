@@ -115,7 +115,7 @@ def test_retrieval_metrics_score_the_shortlist_they_are_given(shortlist_k, expec
 
 def collector(features: dict, names: list[str] | None = None) -> FeatureCollector:
     collected = FeatureCollector()
-    collected.batches, collected.items, collected.names = [features], [0, 1, 2], names or []
+    collected.outputs, collected.items, collected.names = [features], [0, 1, 2], names or []
     return collected
 
 

@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from ignite.engine import Engine, Events
+import torch
+
+from reclf_monai.handlers.output_collector import OutputCollector
 
 EMBEDDING_KINDS = ("image", "report")
 
 
-class EmbeddingCollector:
+class EmbeddingCollector(OutputCollector):
     """Collect one evaluator's `kind` embeddings (`image` or `report`) in data-loader order.
 
     Each batch must carry `item_index`, the item's position in the datalist split (see
@@ -23,32 +25,20 @@ class EmbeddingCollector:
         if kind not in EMBEDDING_KINDS:
             raise ValueError(f"unknown embedding kind {kind!r}; choose one of {EMBEDDING_KINDS}")
         self.kind = kind
-        self.index_key = index_key
-        self.image_key = image_key
-        self.reset()
+        super().__init__(index_key, image_key)
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-
-    def reset(self, engine: Engine | None = None) -> None:
-        self.rows: list[np.ndarray] = []
-        self.indices: list[np.ndarray] = []
-        self.names: list[str] = []
-
-    def collect(self, engine: Engine) -> None:
-        self.rows.append(engine.state.output["pred"].detach().float().cpu().numpy())
-        self.indices.append(np.asarray(engine.state.batch[self.index_key]).reshape(-1))
-        if self.kind == "image":
-            image = engine.state.batch[self.image_key]
-            self.names += list(image.meta["filename_or_obj"])
+    def keep(self, prediction: torch.Tensor) -> np.ndarray:
+        return prediction.detach().float().cpu().numpy()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """`{kind}_embedding` (N, D) and `{kind}_item` (N,) (+ `image` (N,) file names); empty if no rows."""
-        if not self.rows:
+        if not self.outputs:
             return {}
-        arrays = {f"{self.kind}_embedding": np.concatenate(self.rows), f"{self.kind}_item": np.concatenate(self.indices)}
+        embeddings = np.concatenate(self.outputs)
+        arrays = {f"{self.kind}_embedding": embeddings, f"{self.kind}_item": np.asarray(self.items, dtype=np.int64)}
         if self.kind == "image":
+            if len(self.names) != len(embeddings):
+                raise ValueError(f"{len(embeddings)} image embeddings but {len(self.names)} file names: the batches lack `{self.image_key}`")
             arrays["image"] = np.asarray(self.names)
         return arrays
 

@@ -15,45 +15,23 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from ignite.engine import Engine, Events
 from torch import nn
 
+from reclf_monai.handlers.output_collector import OutputCollector
 from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features, score_all_pairs
 from reclf_monai.metrics.shortlist import check_shortlist_k
 
 
-class FeatureCollector:
-    """Collect one evaluator's feature dicts (`pred`) and each row's `item_index`, in data-loader order.
+class FeatureCollector(OutputCollector):
+    """Collect one evaluator's feature dicts (`pred`), each row's `item_index` and image file names."""
 
-    Image batches also give each image's file name. Items come from
-    :func:`reclf_monai.data.items_with`, which numbers them by their position in the datalist split.
-    """
-
-    def __init__(self, index_key: str = "item_index", image_key: str = "image"):
-        self.index_key = index_key
-        self.image_key = image_key
-        self.reset()
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-
-    def reset(self, engine: Engine | None = None) -> None:
-        self.batches: list[dict[str, torch.Tensor]] = []
-        self.items: list[int] = []
-        self.names: list[str] = []
-
-    def collect(self, engine: Engine) -> None:
-        self.batches.append(detached_features(engine.state.output["pred"]))
-        self.items += torch.as_tensor(engine.state.batch[self.index_key]).view(-1).tolist()
-        image = engine.state.batch.get(self.image_key)
-        if image is not None:
-            self.names += list(image.meta["filename_or_obj"])
+    def keep(self, prediction: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return detached_features(prediction)
 
     def features(self) -> dict[str, torch.Tensor]:
-        if not self.batches:
+        if not self.outputs:
             raise ValueError("no features collected: the evaluator saw no item")
-        return concat_feature_batches(self.batches)
+        return concat_feature_batches(self.outputs)
 
 
 def write_report_rankings(

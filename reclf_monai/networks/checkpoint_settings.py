@@ -103,6 +103,23 @@ def read_torch_file(path: str | os.PathLike, kind: str = "checkpoint") -> Any:
         raise DataError(path, f"not a readable PyTorch {kind} ({type(error).__name__}: {error})") from error
 
 
+def check_weights_fit(module: nn.Module, state: Mapping[str, Any], path: str | os.PathLike, what: str) -> None:
+    """DataError naming `path` unless `state` holds exactly `module`'s keys at its shapes, listing
+    the missing, unexpected and wrongly shaped keys (``load_state_dict`` would stop at the first
+    kind, deep in a stack). `what` names the weights in the message."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(key for key in set(expected) & set(state) if tuple(expected[key].shape) != tuple(state[key].shape))
+    problems = [
+        f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape))
+        if keys
+    ]
+    if problems:
+        raise DataError(path, f"{what} do not fit the {type(module).__name__}: " + "; ".join(problems))
+
+
 def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     """A checkpoint written by this project's bundles: ``{"model": weights, "network_settings": ...}``."""
     checkpoint = read_torch_file(path)

@@ -11,7 +11,7 @@ from monai.networks import nets
 from torch import nn
 
 from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import read_torch_file
+from reclf_monai.networks.checkpoint_settings import check_weights_fit, read_torch_file
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 BACKBONES = RESNETS + ("vit",)
@@ -154,15 +154,5 @@ def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise DataError(path, f"expected a state_dict (a mapping of tensors), found {type(state).__name__}")
-    expected = backbone.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong_shape:
-        problems = [
-            f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape))
-            if keys
-        ]
-        raise DataError(path, f"weights do not fit the {type(backbone).__name__} backbone: " + "; ".join(problems))
+    check_weights_fit(backbone, state, path, "backbone weights")
     backbone.load_state_dict(state)

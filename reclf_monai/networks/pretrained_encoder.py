@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import SETTINGS_KEY, WEIGHTS_KEY, read_checkpoint
+from reclf_monai.networks.checkpoint_settings import SETTINGS_KEY, WEIGHTS_KEY, check_weights_fit, read_checkpoint
 from reclf_monai.networks.image_encoder import ImageEncoder
 
 ENCODER_PREFIX = "image_encoder."
@@ -89,17 +89,7 @@ def pretrained_encoder_weights(path: str | os.PathLike, target: nn.Module, prefi
     weights = _pretraining_checkpoint(path)[WEIGHTS_KEY]
     source = ENCODER_PREFIX + prefix
     state = {name[len(source) :]: tensor for name, tensor in weights.items() if name.startswith(source)}
-    expected = target.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(name for name in set(expected) & set(state) if expected[name].shape != state[name].shape)
-    if missing or unexpected or wrong:
-        problems = [
-            f"{label} ({len(names)}): {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if names
-        ]
-        raise DataError(path, f"image-encoder weights do not fit {type(target).__name__}: " + "; ".join(problems))
+    check_weights_fit(target, state, path, "image-encoder weights")
     return state
 
 
