@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo data (CPU, about 18-20 minutes after set-up, 15-17 with the corpus built):
+# The main job on the embedded demo data (CPU, about 18-23 minutes after set-up, 15-19 with the corpus built):
 #   1. set up .venv;
 #   2. build IU-Phantom (real IU reports, synthetic images) if it is absent, and a contact sheet;
 #   3. pretrain RECLF on it with the reclf_pretrain bundle (2 epochs; TensorBoard logs, checkpoints);

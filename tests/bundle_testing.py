@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder, save_checkpoint
+from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder, save_checkpoint, settings_differences
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "monai" / "meta_schema_20240725.json"
@@ -155,6 +156,19 @@ def texts(event_file: Path) -> dict[str, list[tuple[int, str]]]:
 def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
+
+
+def assert_network_is_the_checkpoints_or_its_untrained_twin(network_for: Callable[[Any], torch.nn.Module], checkpoint: Path) -> None:
+    """`network_for(load_pretrain)` gives a workflow's network. With `load_pretrain` true it must be
+    the checkpoint's (settings and every weight); with "false" (as the CLI passes it) the same
+    settings with other, untrained weights: the random-init baseline of the same network."""
+    saved = load_checkpoint(checkpoint)
+    for load_pretrain, same_weights in ((True, True), ("false", False)):
+        network = network_for(load_pretrain)
+        assert settings_differences(saved["network_settings"], network.settings) == []
+        weights = network.state_dict()
+        assert weights.keys() == saved["model"].keys()
+        assert all(torch.equal(weights[name], saved["model"][name]) for name in weights) == same_weights
 
 def write_tiny_pretraining_checkpoint(path: Path, aggregation: str = "reclf", image_size: int = 64, seed: int = 0) -> Path:
     """A checkpoint as reclf_pretrain writes it (weights + settings) for a small untrained model:
