@@ -30,6 +30,7 @@ from bundle_testing import (
     assert_network_matches_metadata,
     bundle_config_files,
     event_files,
+    export_inference_network,
     load_checkpoint,
     monai_bundle,
     scalars,
@@ -266,23 +267,7 @@ def test_inference_json_alone_writes_probabilities_of_png_and_dicom_images(train
 def test_network_matches_metadata_and_exports_with_inference_json_alone(trained, tmp_path):
     assert_network_matches_metadata(CONFIGS, tmp_path, bundle_root=BUNDLE, ckpt_dir=trained.models)
 
-    exported_file = tmp_path / "model.ts"
-    exported = monai_bundle(
-        tmp_path,
-        "ckpt_export",
-        "network_def",
-        "--filepath", str(exported_file),
-        "--ckpt_file", str(trained.models / "model.pt"),
-        "--key_in_ckpt", "model",
-        "--meta_file", str(CONFIGS / "metadata.json"),
-        "--config_file", config_files("inference"),
-        "--use_trace", "True",
-        "--input_shape", f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]",
-        "--bundle_root", str(BUNDLE),
-        "--ckpt_dir", str(trained.models),
-    )  # fmt: skip
-    assert succeeded(exported)
-    scripted = torch.jit.load(str(exported_file), map_location="cpu")
+    scripted = export_inference_network(CONFIGS, tmp_path, trained.models / "model.pt", IMAGE_SIZE, bundle_root=BUNDLE, ckpt_dir=trained.models)
     image = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(scripted(image), _classifier_from(trained.models / "model.pt")(image), atol=1e-5, rtol=1e-4)

@@ -27,6 +27,7 @@ from bundle_testing import (
     assert_network_matches_metadata,
     bundle_config_files,
     event_files,
+    export_inference_network,
     images,
     load_checkpoint,
     monai_bundle,
@@ -364,17 +365,8 @@ def test_workflows_have_monai_properties_and_a_random_baseline(trained, corpus, 
 
 def test_metadata_network_and_export_from_inference_json_alone(trained, tmp_path):
     assert_metadata_valid(CONFIGS, tmp_path)
-    alone = ("--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE), "--ckpt_dir", str(trained.models))
-    meta = ("--meta_file", str(CONFIGS / "metadata.json"))
     assert_network_matches_metadata(CONFIGS, tmp_path, bundle_root=BUNDLE, ckpt_dir=trained.models)
-
-    exported_file = tmp_path / "model.ts"
-    exported = monai_bundle(
-        tmp_path, "ckpt_export", "network_def", "--filepath", str(exported_file), "--ckpt_file", str(trained.models / "model.pt"),
-        "--key_in_ckpt", "model", *meta, *alone, "--use_trace", "True", "--input_shape", f"[1,1,{IMAGE_SIZE},{IMAGE_SIZE}]",
-    )  # fmt: skip
-    assert succeeded(exported)
-    scripted = torch.jit.load(str(exported_file), map_location="cpu")
+    scripted = export_inference_network(CONFIGS, tmp_path, trained.models / "model.pt", IMAGE_SIZE, bundle_root=BUNDLE, ckpt_dir=trained.models)
     eager = PretrainedUNet(decoder_channels=DECODER, img_size=IMAGE_SIZE)
     eager.load_state_dict(load_checkpoint(trained.models / "model.pt")["model"])
     eager.eval()
