@@ -9,8 +9,10 @@ hidden files, __pycache__, eval/ outputs or models/ contents; --weights becomes 
 and every check runs on that copy with ``bundle_root`` set to it, so the checks see what a user
 unpacks:
 
-1. ``configs/metadata.json`` validates against the offline MONAI schema (``verify_metadata``)
-   and its ``version`` has an entry in its ``changelog``.
+1. ``configs/metadata.json`` validates against MONAI's metadata schema (--schema PATH,
+   $RECLF_MONAI_METADATA_SCHEMA, or downloaded once into the user cache), or, where that schema
+   cannot be had, against the built-in check of what it requires (``reclf_monai.bundle_metadata``;
+   the output says which ran), and its ``version`` has an entry in its ``changelog``.
 2. With --weights: ``network`` of the inference configs, parsed as they are, builds and holds
    exactly the packaged weights (the bundle's own loader checks the file's settings and weights).
 3. ``verify_net_in_out network_def`` passes on the inference configs: ``configs/inference.json``,
@@ -36,13 +38,13 @@ import zipfile
 from pathlib import Path
 
 import torch
-from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser, verify_net_in_out
 
+from reclf_monai.bundle_metadata import SCHEMA_ENVIRONMENT_VARIABLE, MetadataCheck, MetadataError, check_metadata
 from reclf_monai.networks.checkpoint_settings import WEIGHTS_KEY, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"
-SCHEMA = ROOT.parent / "shared" / "monai" / "meta_schema_20240725.json"
 
 # Never packaged: outputs, weights other than --weights, caches. Hidden files (.gitkeep, .cache)
 # and __pycache__ are skipped at any depth.
@@ -121,20 +123,20 @@ class StagedBundle:
         original = self.weights if relative == MODEL else self.source / relative
         return PackagingError(f"bundle {self.name}: {original}: {problem.replace(str(self.folder), str(self.source))}")
 
-    def check_metadata(self, schema: Path) -> str:
-        """The metadata's version, once it validates against `schema` and has a changelog entry."""
-        if not schema.is_file():
-            raise PackagingError(f"bundle {self.name}: {schema}: MONAI metadata schema not found (pass --schema PATH)")
+    def check_metadata(self, schema: Path | None, download: bool) -> tuple[str, MetadataCheck]:
+        """The metadata's version and the check that validated it; the version needs a changelog entry."""
         try:
-            verify_metadata(meta_file=str(self.folder / METADATA), filepath=str(schema))
-        except Exception as error:  # ValueError for the schema, others for an unreadable file
-            raise self.failure(METADATA, f"does not validate against {schema.name}", error) from error
+            check = check_metadata(self.folder / METADATA, schema, download)
+        except MetadataError as error:
+            if Path(error.file) != self.folder / METADATA:  # the schema file itself
+                raise PackagingError(f"bundle {self.name}: {error}") from error
+            raise self.failure(METADATA, f"does not validate: {error.problem}") from error
         metadata = json.loads((self.folder / METADATA).read_text())
         version, changelog = metadata["version"], metadata.get("changelog", {})
         if version not in changelog:
             entries = ", ".join(changelog) or "none"
             raise self.failure(METADATA, f"version {version} has no entry in its changelog (entries: {entries})")
-        return version
+        return version, check
 
     def inference_configs(self) -> list[str]:
         """inference.json, on top of train.json where inference.json overrides it (no network_def)."""
@@ -188,14 +190,14 @@ class StagedBundle:
                 os.remove(partial)
 
 
-def package(bundle: Path, weights: Path | None, output_dir: Path, schema: Path) -> Path:
+def package(bundle: Path, weights: Path | None, output_dir: Path, schema: Path | None = None, download: bool = True) -> Path:
     if weights is not None and not weights.is_file():
         raise PackagingError(f"bundle {bundle.name}: {weights}: weights file not found")
     print(f"packaging bundle {bundle.name} from {bundle}", flush=True)
     with tempfile.TemporaryDirectory(prefix="package_bundle_") as work:
         staged = StagedBundle(bundle, Path(work) / bundle.name, weights)
-        version = staged.check_metadata(schema)
-        print(f"  {METADATA}: valid against {schema.name}; version {version} has a changelog entry", flush=True)
+        version, check = staged.check_metadata(schema, download)
+        print(f"  {METADATA}: valid by {check.description}; version {version} has a changelog entry", flush=True)
         if weights is None:
             staged.check_network(STAND_IN_SETTINGS.get(bundle.name, {}))
             print("  verify_net_in_out network_def: passed for the default network (no weights packaged)", flush=True)
@@ -223,13 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", help=f"a bundle name ({', '.join(bundle_names())}) or a bundle folder")
     parser.add_argument("--weights", type=Path, help="checkpoint to ship as models/model.pt (default: none, as large_files.yml says)")
     parser.add_argument("--output_dir", type=Path, default=Path("dist"), help="where NAME_vVERSION.zip goes (default dist)")
-    parser.add_argument("--schema", type=Path, default=SCHEMA, help=f"MONAI metadata schema (default {SCHEMA})")
+    parser.add_argument("--schema", type=Path, help=f"MONAI's metadata schema file (default ${SCHEMA_ENVIRONMENT_VARIABLE}, else the user cache)")
+    parser.add_argument("--no_download", action="store_true", help="never download the schema: use the built-in check where it is not at hand")
     args = parser.parse_args(argv)
     bundle = bundle_folder(args.bundle)
     if bundle is None:
         parser.error(f"no bundle {args.bundle!r}: give one of {', '.join(bundle_names())}, or a folder with configs/metadata.json")
     try:
-        package(bundle, args.weights, args.output_dir, args.schema)
+        package(bundle, args.weights, args.output_dir, args.schema, not args.no_download)
     except PackagingError as error:
         print(f"package_bundle: {error}", file=sys.stderr)
         return 1

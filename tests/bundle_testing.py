@@ -4,6 +4,7 @@ tiny RECLF pretraining checkpoint for the downstream bundles."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -17,10 +18,10 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from reclf_monai.bundle_metadata import BUILT_IN_CHECK, check_metadata
 from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder, save_checkpoint, settings_differences
 
 BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "monai" / "meta_schema_20240725.json"
 
 
 def bundle_config_files(configs: Path, *names: str) -> str:
@@ -83,13 +84,20 @@ def bundle_function_messages(cwd: Path, subcommand: str, **arguments) -> list[st
 
 
 def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
-    """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against the offline
-    MONAI schema (``../shared`` is part of every checkout this suite runs in).
+    """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against MONAI's schema
+    where it can be had (``reclf_monai.bundle_metadata``: $RECLF_MONAI_METADATA_SCHEMA, the user
+    cache or a download), else against the built-in check written to a schema file, so that MONAI's
+    own function runs either way.
 
     With `cli`, through ``python -m monai.bundle verify_metadata`` in `cwd` (test_pretrain_bundle
     does so); otherwise in this process (`bundle_function_messages`)."""
-    assert SCHEMA.is_file(), f"MONAI metadata schema not found at {SCHEMA}"
-    arguments = {"meta_file": str(configs / "metadata.json"), "filepath": str(SCHEMA)}
+    meta_file = configs / "metadata.json"
+    schema_file = check_metadata(meta_file).schema_file
+    if schema_file is None:
+        schema_file = cwd / "built_in_metadata_check.json"
+        cwd.mkdir(parents=True, exist_ok=True)
+        schema_file.write_text(json.dumps(BUILT_IN_CHECK))
+    arguments = {"meta_file": str(meta_file), "filepath": str(schema_file)}
     if cli:
         result = monai_bundle(cwd, "verify_metadata", *(item for key, value in arguments.items() for item in (f"--{key}", value)))
         assert succeeded(result)
