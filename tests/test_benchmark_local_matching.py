@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.research
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_local_matching.py"
 _spec = importlib.util.spec_from_file_location("benchmark_local_matching", SCRIPT)
 benchmark_module = importlib.util.module_from_spec(_spec)

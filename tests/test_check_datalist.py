@@ -98,6 +98,7 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
 
 
+@pytest.mark.end_to_end
 def test_script_prints_every_bad_item_and_exits_1(datalist):
     result = run_script(str(datalist), "--image_size", str(SIZE), "--workers", "2")
     assert result.returncode == 1, result.stderr

@@ -44,6 +44,8 @@ from reclf_monai.networks import ImageClassifier
 from reclf_monai.phantom import ZERO_SHOT_CLASSES
 from sample_files import real_chest_dicom
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_classification"
 CONFIGS = BUNDLE / "configs"
 IMAGE_SIZE = 64

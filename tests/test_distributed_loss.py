@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.end_to_end
+
 SCRIPT = Path(__file__).with_name("distributed_loss_check.py")
 
 

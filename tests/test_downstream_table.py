@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 
+pytestmark = pytest.mark.end_to_end
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "downstream_table.py"
 _spec = importlib.util.spec_from_file_location("downstream_table", SCRIPT)
 table_script = importlib.util.module_from_spec(_spec)

@@ -36,6 +36,8 @@ from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, 
 from reclf_monai.networks import LocalMatching, RECLFModel, phrase_heatmap, phrase_heatmaps
 from sample_files import real_chest_dicom
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_grounding"
 CONFIGS = BUNDLE / "configs"
 IMAGE_SIZE = 64

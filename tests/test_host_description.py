@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import host_description  # noqa: E402
+
+pytestmark = pytest.mark.research
 
 LSCPU = "Architecture:  x86_64\nModel name:    Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz\nCPU family:    6\nModel:         106\n"
 

@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import learning_curve  # noqa: E402
 from test_pretrain_bundle import SMALL  # noqa: E402
 
+pytestmark = pytest.mark.research
+
 
 def test_parse_overrides_reads_json_values_and_keeps_strings():
     assert learning_curve.parse_overrides(["--learning_rate", "0.001", "--amp", "true", "--aggregation", "lse"]) == {

@@ -24,6 +24,8 @@ from test_pretrain_bundle import BUNDLE, CONFIGS, SMALL, config_files
 
 from bundle_testing import event_files, load_checkpoint, scalars, succeeded
 
+pytestmark = pytest.mark.end_to_end
+
 TIMEOUT_S = 300  # for the two nodes together; a node that fails stops the other at once
 STOP_GRACE_S = 30  # torchrun stops its workers on SIGTERM; after this, SIGKILL
 

@@ -33,6 +33,8 @@ from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, wi
 
 from reclf_monai.networks import PretrainedUNet
 
+pytestmark = pytest.mark.end_to_end
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "reclf_segmentation"
 BUNDLE = BUNDLES / NAME

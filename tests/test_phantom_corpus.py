@@ -129,6 +129,7 @@ def test_same_seed_same_bytes_regardless_of_workers_and_limit(tmp_path):
     assert other["images/Car0.png"] != first["images/Car0.png"]
 
 
+@pytest.mark.end_to_end
 def test_cli_end_to_end_on_real_reports(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(

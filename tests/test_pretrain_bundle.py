@@ -36,6 +36,8 @@ from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
 from sample_files import real_chest_dicom
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_pretrain"
 CONFIGS = BUNDLE / "configs"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.research
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "profile_pretraining_step.py"
 _spec = importlib.util.spec_from_file_location("profile_pretraining_step", SCRIPT)
 profile_module = importlib.util.module_from_spec(_spec)

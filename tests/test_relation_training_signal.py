@@ -17,6 +17,8 @@ import relation_training_signal as signal  # noqa: E402
 from reclf_monai.data.errors import DataError  # noqa: E402
 from test_checkpoint_settings import tiny_model  # noqa: E402
 
+pytestmark = pytest.mark.research
+
 STEPS = 60
 CHECKPOINT_STEPS = 20
 TRAVEL = re.compile(r"^  (\S+): travel ([\d.]+) of the path AdamW could take in (\d+) steps \(a random walk: about ([\d.]+)\)$", re.MULTILINE)

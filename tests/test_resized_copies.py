@@ -76,6 +76,7 @@ def test_a_second_run_reuses_the_copies(datalist, tmp_path, capsys):
     assert {path: path.stat().st_mtime_ns for path in (output / "images").rglob("*.png")} == modified
 
 
+@pytest.mark.end_to_end
 def test_unreadable_images_are_named_and_no_datalist_is_written(datalist, tmp_path):
     broken = datalist.parent / "images" / "broken.png"
     broken.write_bytes((datalist.parent / "images" / "small.png").read_bytes()[:60])

@@ -58,6 +58,8 @@ SIMILARITY = torch.tensor(
     ]
 )
 from sample_files import real_chest_dicom
+
+pytestmark = pytest.mark.end_to_end
 CLASSES = torch.tensor([0, 0, 1, 1])
 
 

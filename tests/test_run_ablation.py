@@ -20,6 +20,8 @@ from types import SimpleNamespace
 
 import pytest
 
+pytestmark = pytest.mark.research
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_ablation.py"
 _spec = importlib.util.spec_from_file_location("run_ablation", SCRIPT)
 ablation_script = importlib.util.module_from_spec(_spec)

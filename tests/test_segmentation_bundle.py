@@ -42,6 +42,8 @@ from reclf_monai.networks import PretrainedUNet
 from reclf_monai.phantom import build_corpus
 from sample_files import real_chest_dicom
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_segmentation"
 CONFIGS = BUNDLE / "configs"
 

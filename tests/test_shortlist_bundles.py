@@ -9,6 +9,8 @@ from monai.bundle import ConfigParser
 
 from bundle_testing import BUNDLES
 
+pytestmark = pytest.mark.end_to_end
+
 PRETRAIN = BUNDLES / "reclf_pretrain" / "configs"
 RETRIEVAL = BUNDLES / "reclf_retrieval" / "configs"
 STAND_INS = {"network": "$torch.nn.Linear(1, 1)"}

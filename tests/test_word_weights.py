@@ -14,6 +14,8 @@ import word_weights  # noqa: E402
 
 from bundle_testing import write_tiny_pretraining_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.research
+
 ROW = re.compile(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|-) \|$", re.MULTILINE)
 
 

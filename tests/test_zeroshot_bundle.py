@@ -35,6 +35,8 @@ from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
 from reclf_monai.phantom.laterality import LATERAL_FINDINGS, SIDES
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_zeroshot_classification"
 CONFIGS = BUNDLE / "configs"
 IMAGE_SIZE = 64
