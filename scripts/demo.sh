@@ -6,19 +6,42 @@
 #   4. run every downstream task bundle on the pretrained encoder and on a random-initialised one
 #      (scripts/downstream_table.py, short schedules) and print one table: zero-shot five-class and
 #      laterality, linear classification and segmentation at 10 % labels, retrieval P@5, pointing game.
-# Output folder: $DEMO_OUTPUT (default demo_output/). Extra arguments are passed to the
-# pretraining run as bundle overrides, e.g.  bash scripts/demo.sh --aggregation lse
+# Output folder: $DEMO_OUTPUT (default demo_output/). An earlier run's results there are kept: the
+# demo stops and names them, unless its first argument is --overwrite. IU-Phantom is reused.
+# Other arguments are passed to the pretraining run as bundle overrides, e.g.
+#   bash scripts/demo.sh --aggregation lse
+#   DEMO_OUTPUT=demo_output_96 bash scripts/demo.sh --image_size 96   (beside the 128-px results)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+overwrite=false
+if [ "${1:-}" = "--overwrite" ]; then
+  overwrite=true
+  shift
+fi
 bash "$root/scripts/setup.sh"
 cd "$root"
 py="$root/.venv/bin/python"
 out="${DEMO_OUTPUT:-$root/demo_output}"
-data="$out/iu_phantom"
+data="${DEMO_DATA:-$out/iu_phantom}"
 run="$out/reclf_pretrain"
 bundle="$root/bundles/reclf_pretrain"
 export HF_HUB_OFFLINE=1
 demo_start=$(date +%s)
+
+earlier=()
+for folder in "$run" "$out/downstream"; do
+  [ -e "$folder" ] && earlier+=("$folder")
+done
+if [ ${#earlier[@]} -gt 0 ]; then
+  if ! $overwrite; then
+    echo "[demo] error: ${earlier[*]} hold(s) an earlier demo run's results; keep them by running with" >&2
+    echo "[demo]   DEMO_OUTPUT=ANOTHER_FOLDER DEMO_DATA=$data bash scripts/demo.sh ..., or replace them with" >&2
+    echo "[demo]   bash scripts/demo.sh --overwrite ..." >&2
+    exit 1
+  fi
+  echo "[demo] --overwrite: deleting the earlier run's ${earlier[*]}"
+  rm -rf "${earlier[@]}"
+fi
 
 if [ -f "$data/datalist.json" ]; then
   echo "[demo] IU-Phantom found at $data (delete it to rebuild)"
@@ -31,26 +54,27 @@ echo "[demo] contact sheet: $out/contact_sheet.png (shows licensed report text: 
 
 # CPU-sized schedule (the bundle's configs/cpu_schedule.json, also the ablation's): 128 px images,
 # ResNet-18, MiniLM with its 4 lower layers frozen (their output kept per report), 2 epochs
-# (cosine schedule to the end); no validation during pretraining: the downstream table evaluates.
+# (cosine schedule to the end); one validation, after the last epoch: it writes models/model.pt (the
+# checkpoint the evaluation commands and task bundles read) and TensorBoard's validation scalars,
+# word heatmaps and word-weight chart.
 schedule="$bundle/configs/cpu_schedule.json"
 epochs=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["train#trainer#max_epochs"])' "$schedule")
 settings=(--bundle_root "$bundle" --dataset_dir "$data" --ckpt_dir "$run/models")
 bundle_run() { "$py" -m monai.bundle run --logging_file "$bundle/configs/logging.conf" "$@"; }
 
-rm -rf "$run" "$out/downstream"
 echo "[demo] pretraining (aggregation reclf unless overridden; progress below; TensorBoard: $run/eval/tensorboard)"
 start=$(date +%s)
 bundle_run --config_file "['$bundle/configs/train.json','$schedule']" "${settings[@]}" --output_dir "$run/eval" \
-  --val_interval $(( epochs + 1 )) "$@"
+  --val_interval "$epochs" "$@"
 echo "[demo] pretraining took $(( $(date +%s) - start )) s"
 
-# Downstream: every task bundle on the last checkpoint and on the same networks untrained; test
+# Downstream: every task bundle on the pretrained model and on the same networks untrained; test
 # figures on a seeded sample of 200 test (and validation) images for classification, segmentation and grounding.
 downstream_start=$(date +%s)
-"$py" scripts/downstream_table.py --checkpoint "$run/models/checkpoint_epoch=$epochs.pt" --dataset_dir "$data" \
+"$py" scripts/downstream_table.py --checkpoint "$run/models/model.pt" --dataset_dir "$data" \
   --output_dir "$out/downstream" --data_fraction 0.1 --classification_epochs 3 --segmentation_epochs 1 \
   --eval_items 200
 echo "[demo] downstream tasks took $(( $(date +%s) - downstream_start )) s"
 echo "[demo] the table: $out/downstream/downstream_table.md; each run's logs, TensorBoard and metrics: $out/downstream/TASK/ENCODER"
-echo "[demo] pretraining TensorBoard logs: $run/eval/tensorboard   (tensorboard --logdir $run/eval/tensorboard)"
+echo "[demo] pretrained model: $run/models/model.pt; TensorBoard logs: $run/eval/tensorboard   (tensorboard --logdir $run/eval/tensorboard)"
 echo "[demo] total time $(( $(date +%s) - demo_start )) s (pretraining and downstream $(( $(date +%s) - start )) s)"

@@ -46,7 +46,7 @@ the time left (the mean time of the cells of the same kind, measured in this inv
 recorded when a reused cell was computed, times the cells of that kind still to do; imported
 cells and a ``--report_only`` run cost nothing). A cell that
 fails is recorded with its root cause and the others go on; the exit status is then 1. At the end
-``--report`` (default docs/results_ablation.md) gets the command, the machine, the times, `reclf`
+``--report`` (default OUTPUT_DIR/results_ablation.md, beside the runs it reports) gets the command, the machine, the times, `reclf`
 against the best pooling baseline per score (its difference and whether it stands out of the seed
 spread, see `comparison_rows`), each zero-shot task's AUC per class (finding type, side) and one
 table per task (rows the modes and the random reference, cells "mean ± sample std
@@ -151,10 +151,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--segmentation_epochs", type=int, default=2)
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
     parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
-    parser.add_argument("--report", default=str(ROOT / "docs" / "results_ablation.md"))
+    parser.add_argument("--report", default=None, help="the report's .md (default OUTPUT_DIR/results_ablation.md; the committed docs/results_ablation.md is written only when named)")
     parser.add_argument("--report_only", action="store_true", help="compute nothing: write the report from the cells finished so far (the others are left out)")
     parser.add_argument("--import_report", action="append", default=[], metavar="JSON", help="an earlier report's JSON (same study settings) whose recorded cells count as finished, e.g. seeds run on another machine; repeatable")
     args = parser.parse_args(argv)
+    args.report = args.report or str(Path(args.output_dir) / "results_ablation.md")
     args.pretrain_override = dict(args.pretrain_override)
     taken = sorted(set(args.pretrain_override) & set(PER_RUN_KEYS))
     if taken:

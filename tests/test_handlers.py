@@ -15,6 +15,7 @@ from reclf_monai.handlers import (
     StopOnNonFiniteLoss,
     TrainingScalarsHandler,
     WordHeatmapWriter,
+    claim_checkpoint_folder,
     last_checkpoint,
     mask_overlay,
     segmentation_overlays,
@@ -94,6 +95,39 @@ def _collect(kind, batches):
     if batches:  # MONAI evaluators skip an empty data loader; ignite refuses one
         engine.run(batches, max_epochs=1)
     return collector
+
+
+def _earlier_run(folder):
+    folder.mkdir(parents=True)
+    for name in ("model.pt", "run_checkpoint_epoch=2.pt", "notes.txt"):
+        (folder / name).write_bytes(b"earlier")
+    return folder
+
+
+@pytest.mark.parametrize("resume", [None, "false"])
+def test_a_new_run_refuses_a_folder_with_earlier_checkpoints(tmp_path, resume):
+    folder = _earlier_run(tmp_path / "models")
+    with pytest.raises(FileExistsError) as error:
+        claim_checkpoint_folder(folder, overwrite="false", resume=resume)
+    message = str(error.value)
+    assert message.startswith(f"{folder}: holds checkpoints of an earlier run (model.pt, run_checkpoint_epoch=2.pt)")
+    assert ("--resume true" in message) == (resume is not None) and "--overwrite true" in message
+    assert all((folder / name).read_bytes() == b"earlier" for name in ("model.pt", "run_checkpoint_epoch=2.pt"))
+
+
+def test_resume_keeps_and_overwrite_deletes_earlier_checkpoints(tmp_path):
+    folder = _earlier_run(tmp_path / "models")
+    assert claim_checkpoint_folder(folder, overwrite=False, resume="true") == str(folder)
+    assert (folder / "model.pt").is_file()
+    claim_checkpoint_folder(folder, overwrite="true")
+    assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
+
+
+def test_a_new_or_empty_folder_is_claimed(tmp_path):
+    assert claim_checkpoint_folder(tmp_path / "new" / "models") == str(tmp_path / "new" / "models")
+    assert (tmp_path / "new" / "models").is_dir()
+    with pytest.raises(ValueError, match="--overwrite must be true or false"):
+        claim_checkpoint_folder(_earlier_run(tmp_path / "models"), overwrite="maybe")
 
 
 def test_embeddings_keep_order_item_indices_and_names(tmp_path):

@@ -345,6 +345,13 @@ def test_a_resumed_study_estimates_from_the_times_recorded_with_its_reused_cells
     assert "cell 1/4: lse seed 0 pretrain: reused" in capsys.readouterr().out
 
 
+def test_the_report_goes_beside_the_runs_unless_named(tmp_path):
+    """The committed docs/results_ablation.md is never the default: a study writes into its own folder."""
+    assert ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", str(tmp_path / "o")]).report == str(tmp_path / "o" / "results_ablation.md")
+    named = ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--report", str(tmp_path / "r.md")])
+    assert named.report == str(tmp_path / "r.md")
+
+
 def test_overrides_are_json_and_per_run_keys_are_refused(tmp_path, capsys):
     args = ablation_script.parse_args(["--dataset_dir", "d", "--output_dir", "o", "--pretrain_override", "learning_rate=1e-4", "--pretrain_override", "backbone=resnet34", "--epochs", "3"])
     assert args.pretrain_override == {"learning_rate": 1e-4, "backbone": "resnet34"}

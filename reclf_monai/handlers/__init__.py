@@ -1,7 +1,8 @@
-"""Ignite handlers that MONAI does not offer: training scalars, word heatmaps, non-finite loss, resuming,
+"""Ignite handlers that MONAI does not offer: training scalars, word heatmaps, non-finite loss, the
+checkpoint folder and resuming,
 embedding export; segmentation overlays for MONAI's ``TensorBoardImageHandler``."""
 
-from .checkpoints import BestModelRecord, ResumeScheduleHorizon, last_checkpoint
+from .checkpoints import BestModelRecord, ResumeScheduleHorizon, claim_checkpoint_folder, last_checkpoint
 from .embedding_writer import EmbeddingCollector, write_embeddings
 from .non_finite_loss import StopOnNonFiniteLoss
 from .probability_writer import ProbabilityWriter
@@ -19,6 +20,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "TrainingScalarsHandler",
     "WordHeatmapWriter",
+    "claim_checkpoint_folder",
     "last_checkpoint",
     "mask_overlay",
     "segmentation_overlays",

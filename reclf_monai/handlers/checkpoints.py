@@ -1,5 +1,6 @@
-"""Resuming: find the last checkpoint ``CheckpointSaver`` wrote; keep the LR schedule's horizon
-and the best model."""
+"""A training run's checkpoint folder: claimed without losing an earlier run's checkpoints; resuming
+from the last checkpoint ``CheckpointSaver`` wrote, keeping the LR schedule's horizon and the best
+model."""
 
 from __future__ import annotations
 
@@ -8,13 +9,41 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ignite.engine import Engine, Events
 
+from reclf_monai.bundle_switches import switch_on
 from reclf_monai.data.errors import DataError
 from reclf_monai.networks.checkpoint_settings import read_torch_file
 
 _EPOCH = re.compile(r"epoch=(\d+)")
+# What the training bundles' CheckpointSavers write: the best model and the per-epoch checkpoints.
+TRAINING_CHECKPOINTS = ("model.pt", "*checkpoint_epoch=*.pt")
+logger = logging.getLogger("reclf.checkpoint")
+
+
+def claim_checkpoint_folder(directory: str | os.PathLike, overwrite: Any = False, resume: Any = None) -> str:
+    """Make `directory` ready for a training run; returns it.
+
+    A new or empty folder is used as it is. One holding an earlier run's checkpoints is refused
+    with an error naming it, unless the run resumes from them (`resume`, where the bundle offers
+    resuming; None where it does not) or `overwrite` is on: then they are deleted first, so the
+    folder never mixes two runs. Why: a new run would otherwise silently replace ``model.pt``.
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = sorted({path for pattern in TRAINING_CHECKPOINTS for path in folder.glob(pattern)})
+    if not earlier or (resume is not None and switch_on(resume, "resume")):
+        return str(folder)
+    if switch_on(overwrite, "overwrite"):
+        for path in earlier:
+            logger.warning("--overwrite: deleting %s of an earlier run", path)
+            path.unlink(missing_ok=True)  # another rank may have deleted it first
+        return str(folder)
+    ways = ("resume it with --resume true, " if resume is not None else "") + "replace them with --overwrite true, or give another --ckpt_dir"
+    names = ", ".join(path.name for path in earlier)
+    raise FileExistsError(f"{folder}: holds checkpoints of an earlier run ({names}); {ways}")
 
 
 def last_checkpoint(directory: str | os.PathLike, required: bool = False, pattern: str = "*checkpoint_epoch=*.pt") -> str | None:
