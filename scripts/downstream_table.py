@@ -120,6 +120,7 @@ def build_tasks(args: argparse.Namespace, image_size: int, datalist: Path) -> li
             train = {
                 **shared, **weights, "data_fraction": args.data_fraction, "train#trainer#max_epochs": epochs,
                 "val_interval": epochs, "output_dir": str(folder / "train"), "seed": args.seed,
+                "overwrite": True,  # a task runs again only when its folder holds no finished run with these settings
             }
             evaluate = {**shared, "output_dir": str(folder)}
             return [Step(["train.json"], train), Step(["inference.json", "evaluate.json"], evaluate)]

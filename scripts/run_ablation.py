@@ -96,7 +96,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # overrides. Paths, aggregation, seed and validation are set per run.
 PRETRAIN_SCHEDULE: dict[str, Any] = json.loads((ROOT / "bundles" / "reclf_pretrain" / "configs" / "cpu_schedule.json").read_text())
 EPOCHS_KEY = "train#trainer#max_epochs"
-PER_RUN_KEYS = ("aggregation", "seed", "dataset_dir", "ckpt_dir", "output_dir", "val_interval", "bundle_root")
+PER_RUN_KEYS = ("aggregation", "seed", "dataset_dir", "ckpt_dir", "output_dir", "val_interval", "bundle_root", "overwrite")
 PRETRAIN_RECORD = "pretrain_run.json"
 FRACTION_TASKS = ("classification", "segmentation")
 # Zero-shot tasks: their per-class AUCs (from the bundle's probabilities CSV) get a table of their own.
@@ -186,6 +186,7 @@ def pretrain_settings(args: argparse.Namespace, cell: Cell, folder: Path) -> dic
     settings.update(
         dataset_dir=str(Path(args.dataset_dir).resolve()), aggregation=cell.mode, seed=cell.seed,
         val_interval=epochs + 1, ckpt_dir=str(folder / "models"), output_dir=str(folder / "eval"),
+        overwrite=True,  # a cell is (re)computed only when its folder holds no finished run of it
     )  # fmt: skip
     return settings
 
