@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -63,10 +64,18 @@ def multipart(fields: dict[str, str], files: dict[str, Path]) -> tuple[bytes, st
 
 
 @pytest.fixture(scope="module")
-def server_environment() -> None:
+def server_environment() -> Path:
+    """The server's environment folder, built or found current by the script."""
     result = subprocess.run(["bash", str(SCRIPT), "--setup-only"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=SETUP_TIMEOUT_S)
     if result.returncode != 0:
         pytest.fail(f"the MONAI Label environment could not be built:\n{result.stdout[-6000:]}")
+    return Path(re.search(r"\[monailabel\] (?:environment is current: |building the server environment in )(\S+)", result.stdout)[1])
+
+
+def test_the_server_environment_is_lean(server_environment):
+    """At most 3 GB on disk (monailabel's own dependency tree took 8.4 GB)."""
+    size = sum(os.lstat(os.path.join(folder, name)).st_size for folder, _, names in os.walk(server_environment) for name in names)
+    assert size <= 3 * 2**30, f"{server_environment}: {size / 2**30:.2f} GiB"
 
 
 @pytest.fixture(scope="module")

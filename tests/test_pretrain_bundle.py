@@ -196,6 +196,18 @@ def test_validation_writes_word_heatmaps_of_the_highest_weighted_words(trained, 
     assert chart.shape[0] >= 3 * 14 and len(np.unique(chart.reshape(-1, 3), axis=0)) > 2
 
 
+def test_a_new_run_in_an_earlier_runs_folder_is_refused_and_keeps_its_checkpoints(trained, corpus, tmp_path):
+    """Without --resume or --overwrite, training into a folder that holds checkpoints stops before
+    the first iteration with an error naming the folder; the earlier files are left as they were."""
+    models = copy_models(trained, tmp_path)
+    before = {path.name: path.read_bytes() for path in models.iterdir()}
+    result = run_bundle(tmp_path, corpus, "train")
+    assert result.returncode != 0
+    assert f"{models}: holds checkpoints of an earlier run (checkpoint_epoch=1.pt, model.pt); resume it with --resume true" in result.stdout
+    assert "Epoch[1]" not in result.stdout
+    assert {path.name: path.read_bytes() for path in models.iterdir()} == before
+
+
 def test_resume_continues_from_last_checkpoint(trained, corpus, tmp_path):
     models = copy_models(trained, tmp_path)
     result = run_bundle(tmp_path, corpus, "train", resume=True, **{"train#trainer#max_epochs": 2})
