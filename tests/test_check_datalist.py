@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import logging
 import os
@@ -10,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, check_datalist_items, datalist_splits, drop_unreadable_items, load_datalist
-from sample_files import real_chest_dicom
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -114,10 +113,9 @@ def test_script_prints_every_bad_item_and_exits_1(datalist):
 def load_script_main():
     """The script's `main`, for the cases below that need no process of their own (the test above
     runs the script itself)."""
-    spec = importlib.util.spec_from_file_location("check_datalist", ROOT / "scripts" / "check_datalist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from scripts import check_datalist
+
+    return check_datalist.main
 
 
 def test_script_exits_0_when_the_chosen_splits_are_good(datalist, capsys):

@@ -75,7 +75,7 @@ def first_data_error(error: BaseException) -> DataError | None:
 
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
-    """80 IU reports: 49 training, 6 validation, 24 test items at 64 px (tests/conftest.py)."""
+    """80 IU reports: 49 training, 6 validation, 24 test items at 64 px (tests/shared_fixtures.py)."""
     return pretraining_corpus
 
 

@@ -53,7 +53,7 @@ NOT_RUN = {
     r"(^|[ /=])DATA\b|/data/(CheXpert|rsna|siim|COVIDx)|MIMIC_CXR_JPG|CheXpert-v1\.0-small|RSNA_PNEUMONIA|SIIM_ACR|COVIDX|runs/mimic": (
         "a real dataset or a run on one; the prepare_* scripts are tested on format fixtures (tests/test_prepare_*)"
     ),
-    r"scripts/(run_ablation|learning_curve|word_weights|relation_training_signal)\.py": "a research instrument, tested by its own test module on a tiny schedule",
+    r"-m research\.": "a research instrument (research/), tested by its own test module in research/tests on a tiny schedule",
     r"scripts/downstream_table\.py": "runs every task bundle twice; tests/test_downstream_table.py runs it on a tiny corpus",
     r"scripts/prepare_demo_data\.py": "builds the full corpus (2-4 min); tests/test_phantom_corpus.py runs it on a few reports",
     r"scripts/monailabel_server\.sh": "starts a server; tests/test_monai_label_server.py runs it",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -16,20 +15,18 @@ from pathlib import Path
 import pytest
 from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
 
+from scripts import downstream_table as table_script
+
 pytestmark = pytest.mark.end_to_end
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "downstream_table.py"
-_spec = importlib.util.spec_from_file_location("downstream_table", SCRIPT)
-table_script = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("downstream_table", table_script)  # its dataclasses look their module up there
-_spec.loader.exec_module(table_script)
 IMAGE_SIZE = 64
 TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
 
 
 @pytest.fixture(scope="module")
 def corpus(zero_shot_corpus) -> Path:
-    """120 IU reports: every zero-shot class and the laterality set have images (tests/conftest.py)."""
+    """120 IU reports: every zero-shot class and the laterality set have images (tests/shared_fixtures.py)."""
     return zero_shot_corpus
 
 

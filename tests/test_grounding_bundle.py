@@ -207,7 +207,7 @@ def config_files(*names: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
-    """80 IU reports at 64 px (tests/conftest.py)."""
+    """80 IU reports at 64 px (tests/shared_fixtures.py)."""
     return pretraining_corpus
 
 

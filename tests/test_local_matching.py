@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from reclf_monai.losses import SymmetricInfoNCE
 from reclf_monai.networks import LOCAL_AGGREGATIONS, LocalMatching, masked_softmax
-from reclf_monai.networks.gloria_reference import gloria_local_similarity
+from research.gloria_reference import gloria_local_similarity
 
 torch.set_num_threads(1)
 

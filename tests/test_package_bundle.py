@@ -8,7 +8,6 @@ way the bundle's training saves its best model.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -26,12 +25,12 @@ import monai.bundle.scripts
 import numpy as np
 import pytest
 import torch
+from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, with_centred_logits
 from PIL import Image
 from test_segmentation_bundle import run_in_process
 
-from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, with_centred_logits
-
 from reclf_monai.networks import PretrainedUNet
+from scripts import package_bundle
 
 pytestmark = pytest.mark.end_to_end
 
@@ -42,9 +41,6 @@ VERSION = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["versio
 IMAGE_SIZE = 64
 DECODER = [32, 16, 16, 8, 8]
 
-_spec = importlib.util.spec_from_file_location("package_bundle", ROOT / "scripts" / "package_bundle.py")
-package_bundle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(package_bundle)
 
 
 def unet(decoder=DECODER, out_channels: int = 1) -> PretrainedUNet:

@@ -1,6 +1,5 @@
 import gzip
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +11,10 @@ from reclf_monai.data.preparation.masks import boxes_to_mask, write_mask
 from reclf_monai.data.preparation.splits import draw_groups, holdout_split, sample_positions, train_validation_split
 from reclf_monai.data.preparation.tables import locate_table, read_table
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"scripts.{name}")
 
 
 def test_read_table_strips_names_and_values_and_reads_gzip(tmp_path):

@@ -99,7 +99,7 @@ def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
-    """80 IU reports (tests/conftest.py), shared with the multi-node test."""
+    """80 IU reports (tests/shared_fixtures.py), shared with the multi-node test."""
     return pretraining_corpus
 
 
@@ -517,7 +517,7 @@ def test_inference_embeds_image_only_and_report_only_items(trained, corpus, tmp_
 
 
 def test_multi_process_training_writes_only_from_rank_zero(trained, two_process_pretraining):
-    """torchrun --standalone --nproc_per_node 2, 4 items per rank and step (tests/conftest.py)."""
+    """torchrun --standalone --nproc_per_node 2, 4 items per rank and step (tests/shared_fixtures.py)."""
     result, corpus, run_dir = two_process_pretraining.result, two_process_pretraining.corpus, two_process_pretraining.run_dir
     assert succeeded(result)
     models = run_dir / "models"

@@ -141,7 +141,7 @@ def config_files(*names: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
-    """80 IU reports: 24 test items, one zero-shot item per class (tests/conftest.py)."""
+    """80 IU reports: 24 test items, one zero-shot item per class (tests/shared_fixtures.py)."""
     return pretraining_corpus
 
 

@@ -1,5 +1,6 @@
 """`bash scripts/test.sh --quick`: the unit tier collects no test of a module that runs a bundle
-CLI, torchrun, the MONAI Label server or a research instrument, and still collects the unit tests."""
+CLI, torchrun or the MONAI Label server, nor any test of the research instruments (research/tests),
+and still collects the unit tests."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # What makes a module's tests end to end: the bundle CLI, several processes, the server.
 END_TO_END_CALLS = ("monai_bundle(", "torchrun", "monailabel_server", "run_in_process(")
-RESEARCH_SCRIPTS = ("run_ablation", "learning_curve", "word_weights", "relation_training_signal", "benchmark_local_matching", "profile_pretraining_step", "host_description")
 
 
 def quick_tier() -> dict[str, int]:
@@ -20,18 +20,16 @@ def quick_tier() -> dict[str, int]:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
-    return {match[1]: int(match[2]) for match in re.finditer(r"^tests/(test_\w+\.py): (\d+)$", result.stdout, re.M)}
+    return {match[1]: int(match[2]) for match in re.finditer(r"^((?:research/)?tests/test_\w+\.py): (\d+)$", result.stdout, re.M)}
 
 
 def test_quick_tier_leaves_out_end_to_end_and_research_tests():
     collected = quick_tier()
-    for module in sorted(ROOT.glob("tests/test_*.py")):
+    for module in sorted([*ROOT.glob("tests/test_*.py"), *ROOT.glob("research/tests/test_*.py")]):
         if module.name == Path(__file__).name:  # names the calls it looks for
             continue
-        source = module.read_text()
-        runs_end_to_end = any(call in source for call in END_TO_END_CALLS)
-        tests_research = any(f"scripts\" / \"{name}.py" in source or f"import {name}" in source for name in RESEARCH_SCRIPTS)
-        if runs_end_to_end or tests_research:
-            assert module.name not in collected, f"{module.name} runs end to end or tests a research instrument, yet the quick tier runs it"
+        name = str(module.relative_to(ROOT))
+        if name.startswith("research/") or any(call in module.read_text() for call in END_TO_END_CALLS):
+            assert name not in collected, f"{name} runs end to end or tests a research instrument, yet the quick tier runs it"
     unit_modules = ("test_local_matching.py", "test_networks.py", "test_losses.py", "test_bundle_metadata.py", "test_image_loading.py")
-    assert all(collected.get(name, 0) > 0 for name in unit_modules), collected
+    assert all(collected.get(f"tests/{name}", 0) > 0 for name in unit_modules), collected

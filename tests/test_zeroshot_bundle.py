@@ -47,7 +47,7 @@ SMALL = {"batch_size": 4, "num_workers": 0}
 @pytest.fixture(scope="module")
 def corpus(zero_shot_corpus) -> Path:
     """120 IU reports: 35 test items, 2 zero-shot images per class, 10 laterality images (6 classes)
-    (tests/conftest.py)."""
+    (tests/shared_fixtures.py)."""
     return zero_shot_corpus
 
 

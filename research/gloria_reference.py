@@ -1,7 +1,7 @@
 """GLoRIA's local similarity the slow, literal way: one report at a time, contexts materialised.
 
 This is the readable specification of ``LocalMatching(aggregation="lse")``: the tests check the
-fast path against it and ``scripts/benchmark_local_matching.py`` times both. Like GLoRIA's
+fast path against it and ``research/benchmark_local_matching.py`` times both. Like GLoRIA's
 published loss it loops over reports in Python and, for each, builds every image's word contexts
 (B x T_j x D) before taking cosines, so it costs B*B*T*D memory traffic and a slow backward pass.
 """

@@ -1,8 +1,8 @@
-"""scripts/run_ablation.py: aggregations x seeds pretrained with one schedule, downstream tasks on
+"""research/run_ablation.py: aggregations x seeds pretrained with one schedule, downstream tasks on
 each checkpoint, a resumable run and a report of mean ± std.
 
 The runner is called in this process (its imports are a large part of a call) on the tiny
-IU-Phantom of tests/conftest.py with test_pretrain_bundle's tiny settings, pretraining on 8 of
+IU-Phantom of tests/shared_fixtures.py with test_pretrain_bundle's tiny settings, pretraining on 8 of
 its training items (one step): two modes, one seed, zero-shot five classes and linear
 classification at one fraction. The mean ± std of several seeds is tested on hand-made records.
 """
@@ -10,7 +10,6 @@ classification at one fraction. The mean ± std of several seeds is tested on ha
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import re
@@ -20,13 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-pytestmark = pytest.mark.research
+from research import run_ablation as ablation_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "run_ablation.py"
-_spec = importlib.util.spec_from_file_location("run_ablation", SCRIPT)
-ablation_script = importlib.util.module_from_spec(_spec)
-sys.modules["run_ablation"] = ablation_script  # its dataclasses look their module up there
-_spec.loader.exec_module(ablation_script)
+pytestmark = pytest.mark.research
 
 MODES = ["global_only", "mean"]
 SEEDS = [0]
@@ -110,7 +105,7 @@ def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
         assert record["figures"] and all(0.0 <= value <= 1.0 for value in record["figures"].values()), record
 
     report = ablation.report.read_text()
-    assert "- command: `python scripts/run_ablation.py --dataset_dir" in report and "cores; torch" in report
+    assert "- command: `python -m research.run_ablation --dataset_dir" in report and "cores; torch" in report
     assert "- pretraining wall time per run (recorded): global_only " in report and "; mean " in report
     rows = table_rows(report, "zero-shot, five classes")
     assert rows[""] == ["macro AUC", "ACC"] and list(rows)[1:] == [*MODES, "random init"]
@@ -225,7 +220,7 @@ def test_an_imported_report_counts_as_finished_and_nothing_is_computed(ablation,
     assert result.output.count(": imported\n") == 8 and "[downstream]" not in result.output
     assert not (tmp_path / "runs" / "pretrain").exists()
     text = (tmp_path / "report.md").read_text()
-    assert "0 cells were reused, 8 imported" in text and f"- imported cells from {tmp_path / 'imported.json'}, written by `python scripts/run_ablation.py" in text
+    assert "0 cells were reused, 8 imported" in text and f"- imported cells from {tmp_path / 'imported.json'}, written by `python -m research.run_ablation" in text
     for title in ("zero-shot, five classes", "linear classification"):
         assert table_rows(text, title) == table_rows(ablation.report.read_text(), title)
     written = json.loads((tmp_path / "report.json").read_text())

@@ -1,8 +1,8 @@
 """Where one pretraining iteration spends its time, at the demo's CPU settings by default.
 
-    python scripts/profile_pretraining_step.py [--batch_size 32] [--iterations 5] [--ops 15]
-    python scripts/profile_pretraining_step.py --frozen_text_dropout --text_length_groups 1   # the earlier text encoder
-    python scripts/profile_pretraining_step.py --frozen_cache_mb 1024   # an epoch after the first, with the cache
+    python -m research.profile_pretraining_step [--batch_size 32] [--iterations 5] [--ops 15]
+    python -m research.profile_pretraining_step --frozen_text_dropout --text_length_groups 1   # the earlier text encoder
+    python -m research.profile_pretraining_step --frozen_cache_mb 1024   # an epoch after the first, with the cache
 
 Builds the RECLF model as `reclf_pretrain` with `configs/cpu_schedule.json` does (ResNet-18 at
 128 px, all-MiniLM-L6-v2 with 4 frozen layers, embed_dim 128, 96 tokens, `reclf`), feeds it real
@@ -21,10 +21,8 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_description import cpu_summary  # noqa: E402  (a script beside this one)
+from research.host_description import cpu_summary
 
 PARTS = ("image forward", "text forward", "pair scores", "loss", "backward", "optimizer step")
 

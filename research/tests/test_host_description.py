@@ -1,16 +1,13 @@
-"""scripts/host_description.py: the CPU model from lscpu, and a fallback where lscpu is missing."""
+"""research/host_description.py: the CPU model from lscpu, and a fallback where lscpu is missing."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import host_description  # noqa: E402
+from research import host_description
 
 pytestmark = pytest.mark.research
 

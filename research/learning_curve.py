@@ -15,11 +15,11 @@ split, so the curves can be used to choose settings):
 
 Writes OUTPUT_DIR/NAME/curve.json (settings, the points, wall times) and prints each point, and
 at the end the trained network as OUTPUT_DIR/NAME/models/model.pt (weights and network settings,
-as the bundle writes them: scripts/word_weights.py and the downstream bundles read it). A
+as the bundle writes them: research/word_weights.py and the downstream bundles read it). A
 finished curve with the same overrides is not run again. Training time excludes the evaluations.
 ``--summary`` trains nothing and prints every curve under OUTPUT_DIR as one markdown table.
 
-    python scripts/learning_curve.py --dataset_dir demo_output/iu_phantom --output_dir runs/curves \\
+    python -m research.learning_curve --dataset_dir demo_output/iu_phantom --output_dir runs/curves \\
         --name lr1e-3 -- --image_size 128 --learning_rate 0.001 --train#trainer#max_epochs 2
 """
 

@@ -1,13 +1,13 @@
 """Time the all-pairs local scorer against GLoRIA's per-report loop, at GLoRIA's scale.
 
-    flock /tmp/reclf_heavy.lock python scripts/benchmark_local_matching.py [--batch_size 48] [--repeats 3]
+    flock /tmp/reclf_heavy.lock python -m research.benchmark_local_matching [--batch_size 48] [--repeats 3]
 
 Each variant runs in its own process on identical random inputs (B images of grid x grid region
 features, B reports of varied length, D-dimensional) and times forward + backward of the symmetric
 InfoNCE local loss:
 
 - `reference`: GLoRIA's local similarity, one report at a time, contexts materialised
-  (reclf_monai.networks.gloria_reference);
+  (research/gloria_reference.py);
 - `lse`, `mean`, `fixed_importance`, `srm`, `irm`, `reclf`: LocalMatching with that aggregation.
 
 Memory is the growth of the process's peak resident set size (getrusage ru_maxrss) from just
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -32,8 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_description import cpu_summary  # noqa: E402  (a script beside this one)
+from research.host_description import cpu_summary
 
 VARIANTS = ("reference", "lse", "mean", "fixed_importance", "srm", "irm", "reclf")
 
@@ -128,7 +126,7 @@ def run_worker(args) -> dict:
 
     from reclf_monai.losses import SymmetricInfoNCE
     from reclf_monai.networks import LocalMatching
-    from reclf_monai.networks.gloria_reference import gloria_local_similarity
+    from research.gloria_reference import gloria_local_similarity
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -228,8 +226,8 @@ def main(argv=None) -> int:
     for round_number in range(1, args.rounds + 1):
         figures = {}
         for variant in args.variants:
-            command = [sys.executable, os.path.abspath(__file__), *forwarded, "--worker", variant]
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
+            command = [sys.executable, "-m", __spec__.name, *forwarded, "--worker", variant]
+            completed = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
             if completed.returncode != 0:
                 print(completed.stderr, file=sys.stderr)
                 return completed.returncode

@@ -2,7 +2,7 @@
 """Images per second of the training data pipeline: full-size chest X-ray JPEGs against the
 512-px copies of scripts/resize_images.py, with 2 and with all cores' DataLoader workers.
 
-    flock /tmp/reclf_heavy.lock python scripts/benchmark_data_loading.py [--images 64] [--image_size 224]
+    flock /tmp/reclf_heavy.lock python -m research.benchmark_data_loading [--images 64] [--image_size 224]
 
 The images are synthetic, written at run time (no dataset needed): MIMIC-CXR-JPG's size (about
 2,500 x 3,000 pixels, 8-bit JPEG, quality 95) with smooth anatomy-like shading and film-grain
@@ -27,9 +27,7 @@ from PIL import Image
 
 from reclf_monai.data import chest_xray_transforms, load_datalist, write_datalist
 from reclf_monai.data.preparation.resized_copies import write_resized_copies
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_description import cpu_model  # noqa: E402  (a script beside this one)
+from research.host_description import cpu_model
 
 
 def parse_args(argv=None):

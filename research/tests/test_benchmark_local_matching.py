@@ -1,9 +1,8 @@
-"""scripts/benchmark_local_matching.py at a toy size: it prints one row per variant with the
+"""research/benchmark_local_matching.py at a toy size: it prints one row per variant with the
 device it measured, and refuses a CUDA device that torch does not see."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from research import benchmark_local_matching as benchmark_module
+
 pytestmark = pytest.mark.research
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_local_matching.py"
-_spec = importlib.util.spec_from_file_location("benchmark_local_matching", SCRIPT)
-benchmark_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchmark_module)
+ROOT = Path(__file__).resolve().parents[2]
 TOY = ["--batch_size", "3", "--embed_dim", "8", "--grid", "2", "--max_tokens", "7", "--min_words", "2", "--repeats", "1"]
 
 
 def benchmark(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *TOY, *arguments], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "research.benchmark_local_matching", *TOY, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_toy_run_reports_every_variant_and_the_loop_agreement():

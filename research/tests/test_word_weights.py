@@ -1,18 +1,15 @@
-"""scripts/word_weights.py: words and their kinds, shares that add up, `mean` weighing every token alike."""
+"""research/word_weights.py: words and their kinds, shares that add up, `mean` weighing every token alike."""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from bundle_testing import write_tiny_pretraining_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import word_weights  # noqa: E402
-
-from bundle_testing import write_tiny_pretraining_checkpoint  # noqa: E402
+from research import word_weights
 
 pytestmark = pytest.mark.research
 

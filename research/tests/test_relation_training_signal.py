@@ -1,21 +1,17 @@
-"""scripts/relation_training_signal.py: how far AdamW moved the zero-started relation layers and
+"""research/relation_training_signal.py: how far AdamW moved the zero-started relation layers and
 how consistent the last gradients were, told apart on runs whose gradients are known."""
 
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from monai.optimizers import WarmupCosineSchedule
+from test_checkpoint_settings import tiny_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import relation_training_signal as signal  # noqa: E402
-
-from reclf_monai.data.errors import DataError  # noqa: E402
-from test_checkpoint_settings import tiny_model  # noqa: E402
+from reclf_monai.data.errors import DataError
+from research import relation_training_signal as signal
 
 pytestmark = pytest.mark.research
 

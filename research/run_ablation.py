@@ -54,7 +54,7 @@ table per task (rows the modes and the random reference, cells "mean ± sample s
 every per-seed figure and a folder of PNG plots (one per task, modes side by side with error
 bars; needs matplotlib).
 
-    python scripts/run_ablation.py --dataset_dir demo_output/iu_phantom --output_dir runs/ablation \\
+    python -m research.run_ablation --dataset_dir demo_output/iu_phantom --output_dir runs/ablation \\
         --eval_items 200 --classification_epochs 3 --segmentation_epochs 1
 """
 
@@ -75,8 +75,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from downstream_table import (  # noqa: E402  (a script beside this one, not a package)
+from research.host_description import cpu_model
+from scripts.downstream_table import (
     CHANCE_LEVEL,
     LOCAL_SCORER_TASKS,
     RECORD,
@@ -89,7 +89,6 @@ from downstream_table import (  # noqa: E402  (a script beside this one, not a p
     run_task,
     sampled_datalist,
 )
-from host_description import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The CPU pretraining schedule, the demo's: reclf_pretrain's configs/cpu_schedule.json, passed as
@@ -204,6 +203,14 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def recorded_arguments(command: str) -> list[str]:
+    """The arguments of a report's recorded command: what follows the runner, ``python -m
+    research.run_ablation`` (or ``python scripts/run_ablation.py`` in reports written before)."""
+    words = shlex.split(command)
+    runner = next(index for index, word in enumerate(words) if word == "research.run_ablation" or word.endswith("run_ablation.py"))
+    return words[runner + 1 :]
+
+
 def imported_cells(args: argparse.Namespace, study: dict[str, Any], cells: list[Cell]) -> tuple[dict[tuple, dict[str, Any]], list[dict[str, Any]]]:
     """The planned cells that ``--import_report`` JSONs recorded as finished, by Cell.key, and a
     description of each report. Raises SystemExit naming the file when one cannot be read or
@@ -217,7 +224,7 @@ def imported_cells(args: argparse.Namespace, study: dict[str, Any], cells: list[
             raise SystemExit(f"--import_report {path}: not a run_ablation report JSON ({error})") from error
         recorded = report.get("study")
         if recorded is None:  # written before the study was recorded: its command says the settings, not the datalist
-            recorded = {**study_settings(parse_args(shlex.split(command)[2:])), "datalist_sha256": study["datalist_sha256"]}
+            recorded = {**study_settings(parse_args(recorded_arguments(command))), "datalist_sha256": study["datalist_sha256"]}
             print(f"[ablation] {path} does not record its datalist's digest: its settings are read from its command", flush=True)
         differing = [key for key in STUDY_KEYS if recorded.get(key) != study[key]]
         if differing:
@@ -526,7 +533,7 @@ def write_report(report: Path, header: dict[str, Any], wall: float, records: lis
     not_run = [record for record in records if record["status"] == "not run"]
     lines = [
         "# Aggregation ablation", "",
-        "Written by scripts/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
+        "Written by research/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
         "deviation over the pretraining seeds (n = seeds that finished); the random-init row is the same networks "
         "with random weights (one run, seed 0).", "",
         f"- command: `{header['command']}`",
@@ -616,7 +623,7 @@ def main(argv=None) -> int:
     start = time.time()
     args = parse_args(argv)
     pyplot()  # fail now, not after hours of pretraining
-    command = shlex.join(["python", "scripts/run_ablation.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "-m", "research.run_ablation", *(sys.argv[1:] if argv is None else argv)])
     output_dir = Path(args.output_dir).resolve()
     (output_dir / "downstream").mkdir(parents=True, exist_ok=True)
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"

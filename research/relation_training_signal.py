@@ -2,7 +2,7 @@
 """Did the relation modules run out of steps or out of signal? Read from a reclf_pretrain
 checkpoint's AdamW state.
 
-    python scripts/relation_training_signal.py --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...]
+    python -m research.relation_training_signal --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...]
 
 Why: after the CPU schedule IRM's word weights are uniform and SRM's corrections small
 (docs/results.md). Either AdamW had too few steps (the modules moved as far as it can move them)

@@ -1,16 +1,13 @@
-"""scripts/learning_curve.py: validation points during a real (tiny) pretraining run, kept when finished."""
+"""research/learning_curve.py: validation points during a real (tiny) pretraining run, kept when finished."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from test_pretrain_bundle import SMALL
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import learning_curve  # noqa: E402
-from test_pretrain_bundle import SMALL  # noqa: E402
+from research import learning_curve
 
 pytestmark = pytest.mark.research
 

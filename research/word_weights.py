@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Which words a pretrained local scorer weighs: its word weights alpha by kind of word.
 
-    python scripts/word_weights.py --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...] \\
+    python -m research.word_weights --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...] \\
         --datalist demo_output/iu_phantom/datalist.json [--split test] [--items 200] [--show 3]
-    python scripts/word_weights.py --checkpoint RUN.pt --image some.png --report "Mild cardiomegaly. No effusion."
+    python -m research.word_weights --checkpoint RUN.pt --image some.png --report "Mild cardiomegaly. No effusion."
 
 Why: RECLF's importance-relation module (IRM) is meant to weigh clinically important matchings
 above filler words. The local score of image i and report i is S = sum_t alpha_t s~_t; this script

@@ -1,21 +1,17 @@
-"""scripts/profile_pretraining_step.py at a toy size: one timed line per part of a training step,
+"""research/profile_pretraining_step.py at a toy size: one timed line per part of a training step,
 the operator table on request, and the switches that rebuild the earlier text encoder."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
+from research import profile_pretraining_step as profile_module
+
 pytestmark = pytest.mark.research
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "profile_pretraining_step.py"
-_spec = importlib.util.spec_from_file_location("profile_pretraining_step", SCRIPT)
-profile_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(profile_module)
 TOY = ["--batch_size", "3", "--image_size", "64", "--embed_dim", "8", "--max_length", "24", "--threads", "1"]
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time exact all-pairs scoring against the global shortlist with local re-ranking, and compare their retrieval figures.
 
-    flock /tmp/reclf_heavy.lock python scripts/benchmark_shortlist.py \\
+    flock /tmp/reclf_heavy.lock python -m research.benchmark_shortlist \\
         --checkpoint RUN/models/model.pt --datalist demo_output/iu_phantom/datalist.json \\
         --splits validation [--items N] [--class_datalist demo_output/iu_phantom/zeroshot_5xN.json] [--ks 10 20 50]
 
@@ -18,9 +18,7 @@ largest difference over every figure of the row, both directions included.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,9 +27,7 @@ from reclf_monai.data import load_datalist, mark_duplicate_reports
 from reclf_monai.metrics import encode_pairs, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.metrics.class_retrieval import class_retrieval_precision
 from reclf_monai.networks import RECLFModel
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host_description import cpu_model  # noqa: E402  (a script beside this one)
+from research.host_description import cpu_model
 
 RECALL_KS = (1, 5, 10)
 

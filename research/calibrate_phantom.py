@@ -7,7 +7,7 @@ methods can still differ on it. Images are resized to --image_size (default 128 
 time; the model with the best validation macro AUC is evaluated on the test split.
 
     python scripts/prepare_demo_data.py --output_dir DIR
-    python scripts/calibrate_phantom.py --data_dir DIR
+    python -m research.calibrate_phantom --data_dir DIR
 """
 
 from __future__ import annotations
