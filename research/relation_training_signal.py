@@ -5,7 +5,7 @@ checkpoint's AdamW state.
     python -m research.relation_training_signal --checkpoint RUN/models/checkpoint_epoch=2.pt [MORE.pt ...]
 
 Why: after the CPU schedule IRM's word weights are uniform and SRM's corrections small
-(docs/results.md). Either AdamW had too few steps (the modules moved as far as it can move them)
+(research/notebook.md). Either AdamW had too few steps (the modules moved as far as it can move them)
 or their gradients had no consistent direction (the steps cancelled). The output layers of SRM
 and IRM start at exactly zero, so their final values are the path they travelled, and AdamW moves
 a parameter by about its learning rate per step at most: the sum of the learning rates the
@@ -33,7 +33,7 @@ from torch import nn
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.networks import RECLFModel
-from reclf_monai.networks.checkpoint_settings import read_checkpoint
+from reclf_monai.networks.checkpoints import read_checkpoint
 
 # Candidate (relation_lr_scale, text_lr_scale) to recover which parameter each optimizer state
 # belongs to: parameter_groups() puts parameters with equal rates in one group, so every

@@ -41,7 +41,7 @@ import torch
 from monai.bundle import ConfigParser, verify_net_in_out
 
 from reclf_monai.bundle_metadata import SCHEMA_ENVIRONMENT_VARIABLE, MetadataCheck, MetadataError, check_metadata
-from reclf_monai.networks.checkpoint_settings import WEIGHTS_KEY, read_checkpoint
+from reclf_monai.networks.checkpoints import WEIGHTS_KEY, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = ROOT / "bundles"

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_checkpoint_settings import save_checkpoint, tiny_model
+from test_checkpoints import save_checkpoint, tiny_model
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.networks import (

@@ -18,7 +18,7 @@ from torch import nn
 
 from reclf_monai.data.classification_targets import MULTI_LABEL, check_task
 from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import read_checkpoint
+from reclf_monai.networks.checkpoints import read_checkpoint
 
 TASK_KEY = "classification"
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from reclf_monai.metrics.contrastive_evaluation import encode_class_prompts
 from reclf_monai.metrics.zero_shot import mean_over_prompts
-from reclf_monai.networks.checkpoint_settings import unwrap
+from reclf_monai.networks.checkpoints import unwrap
 
 
 class ZeroShotInferer(Inferer):

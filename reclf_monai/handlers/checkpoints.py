@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 
 from reclf_monai.bundle_switches import switch_on
 from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import read_torch_file
+from reclf_monai.networks.checkpoints import read_torch_file
 
 _EPOCH = re.compile(r"epoch=(\d+)")
 # What the training bundles' CheckpointSavers write: the best model and the per-epoch checkpoints.

@@ -1,24 +1,24 @@
 """Networks for image-report pretraining: encoders, local matching, relation modules, the model."""
 
-from reclf_monai.networks.checkpoint_settings import (
+from reclf_monai.networks.checkpoints import (
     NetworkSettings,
     describe_settings,
+    image_encoder_settings,
+    load_backbone_weights,
+    load_image_encoder,
     load_pretrained_weights,
+    pretrained_encoder_weights,
+    pretrained_or_untrained,
+    pretraining_settings,
     read_checkpoint,
     read_network_settings,
+    read_unet_settings,
     save_checkpoint,
     settings_differences,
 )
-from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, read_unet_settings
+from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, freeze
 from reclf_monai.networks.grounding import phrase_heatmap, phrase_heatmaps
-from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder, load_backbone_weights
-from reclf_monai.networks.pretrained_encoder import (
-    freeze,
-    image_encoder_settings,
-    load_image_encoder,
-    pretrained_encoder_weights,
-    pretraining_settings,
-)
+from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
 from reclf_monai.networks.reclf_model import AGGREGATIONS, RECLFModel
 from reclf_monai.networks.relation_modules import ImportanceRelationModule, SemanticRelationModule, masked_softmax
@@ -50,6 +50,7 @@ __all__ = [
     "phrase_heatmap",
     "phrase_heatmaps",
     "pretrained_encoder_weights",
+    "pretrained_or_untrained",
     "pretraining_settings",
     "read_checkpoint",
     "read_network_settings",

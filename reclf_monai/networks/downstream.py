@@ -21,10 +21,8 @@ from monai.networks.blocks import BaseEncoder
 from monai.networks.nets import FLEXUNET_BACKBONE, FlexibleUNet
 from torch import nn
 
-from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import read_network_settings
+from reclf_monai.networks.checkpoints import image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 from reclf_monai.networks.image_encoder import RESNETS, ResNetFeatures
-from reclf_monai.networks.pretrained_encoder import freeze, image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 
 UNET_BACKBONE_PREFIX = "reclf_"
 
@@ -179,18 +177,8 @@ class PretrainedUNet(FlexibleUNet):
         return self
 
 
-UNET_SETTINGS = ("out_channels", "decoder_channels", "image_encoder")
-
-
-def read_unet_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The settings stored in a :class:`PretrainedUNet` checkpoint, from which evaluation and
-    inference build the network; DataError naming the file for any other checkpoint."""
-    settings = read_network_settings(path)
-    missing = [name for name in UNET_SETTINGS if name not in settings]
-    if missing:
-        raise DataError(
-            path,
-            f"not a segmentation checkpoint: its settings lack {', '.join(missing)} (found {', '.join(sorted(settings))}); "
-            "evaluation and inference read the model.pt that reclf_segmentation's training writes",
-        )
-    return settings
+def freeze(module: nn.Module) -> None:
+    """No gradients for `module`; pair with keeping it in eval mode (see the downstream networks),
+    so batch-norm statistics stay the pretrained ones too."""
+    module.requires_grad_(False)
+    module.eval()

@@ -10,9 +10,6 @@ import torch
 from monai.networks import nets
 from torch import nn
 
-from reclf_monai.data.errors import DataError
-from reclf_monai.networks.checkpoint_settings import check_weights_fit, read_torch_file
-
 RESNETS = ("resnet18", "resnet34", "resnet50")
 BACKBONES = RESNETS + ("vit",)
 LOCAL_LAYERS = ("layer3", "layer4")
@@ -135,6 +132,8 @@ class ImageEncoder(nn.Module):
         else:
             self.features = ResNetFeatures(backbone, in_channels, local_layer)
         if pretrained_path is not None:
+            from reclf_monai.networks.checkpoints import load_backbone_weights  # it builds ImageEncoders: no cycle
+
             load_backbone_weights(self.features.backbone, pretrained_path)
         self.embed_dim = embed_dim
         self.local_norm = nn.BatchNorm2d(self.features.local_channels) if feature_norm else nn.Identity()
@@ -145,14 +144,3 @@ class ImageEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         local, global_features = self.features(image)
         return self.local_projection(self.local_norm(local)), self.global_projection(self.global_norm(global_features))
-
-
-def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
-    """Load a state_dict file into `backbone`; every key must match (else a DataError naming the file)."""
-    state = read_torch_file(path, "backbone weights")
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise DataError(path, f"expected a state_dict (a mapping of tensors), found {type(state).__name__}")
-    check_weights_fit(backbone, state, path, "backbone weights")
-    backbone.load_state_dict(state)

@@ -11,11 +11,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from reclf_monai.networks.checkpoint_settings import RETIRED_SETTINGS, load_pretrained_weights
+from reclf_monai.networks.checkpoints import RETIRED_SETTINGS, load_pretrained_weights, pretraining_settings
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.image_encoder import ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
-from reclf_monai.networks.pretrained_encoder import pretraining_settings
 from reclf_monai.networks.temperature import Temperature
 from reclf_monai.networks.text_encoder import TextEncoder
 
@@ -44,7 +43,7 @@ class RECLFModel(nn.Module):
         memory_budget_mb: see :class:`~reclf_monai.networks.LocalMatching`.
 
     ``settings`` holds every argument that shapes the model, the encoders' ``settings`` included;
-    checkpoints carry it (:mod:`reclf_monai.networks.checkpoint_settings`) and
+    checkpoints carry it (:mod:`reclf_monai.networks.checkpoints`) and
     :meth:`from_settings` rebuilds the same model from it.
 
     `global_only` freezes the local projections of both encoders (never used there), so DDP

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 from monai.optimizers import WarmupCosineSchedule
-from test_checkpoint_settings import tiny_model
+from test_checkpoints import tiny_model
 
 from reclf_monai.data.errors import DataError
 from research import relation_training_signal as signal

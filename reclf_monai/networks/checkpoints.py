@@ -1,10 +1,17 @@
-"""Checkpoints that describe their network: settings saved beside the weights, checked on load.
+"""Checkpoints: writing them, reading them, and loading their weights into the networks they were
+written for. Every other module goes through this one.
 
 Every checkpoint the bundles write holds ``{"model": state_dict, "network_settings": settings,
-...}`` where ``settings`` is :attr:`RECLFModel.settings`. Evaluation, inference and downstream
+...}`` where ``settings`` is the network's ``settings``. Evaluation, inference and downstream
 bundles rebuild the network from the file alone, and a checkpoint never loads into a network it
 was not written for: ``mean``, ``lse`` and ``fixed_importance`` share parameter names and a ResNet
-takes any image size, so matching weights alone would not notice.
+takes any image size, so matching weights alone would not notice. Sections:
+
+- settings saved beside the weights and compared on load (:class:`NetworkSettings`);
+- reading files with errors that name them, and checking that weights fit;
+- the hand-off from pretraining: the image encoder (or the whole model's settings) of a RECLF
+  pretraining checkpoint, for downstream networks, or the same network untrained (the baseline);
+- backbone weight files and segmentation checkpoints.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import copy
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from reclf_monai.data.errors import DataError
+from reclf_monai.networks.image_encoder import ImageEncoder
 
 SETTINGS_KEY = "network_settings"
 WEIGHTS_KEY = "model"
@@ -35,6 +43,7 @@ NOT_COMPARED = RETIRED_SETTINGS | {
 }
 
 logger = logging.getLogger("reclf.checkpoint")
+ENCODER_PREFIX = "image_encoder."
 
 
 def unwrap(network: nn.Module) -> nn.Module:
@@ -162,3 +171,121 @@ def describe_settings(settings: Mapping[str, Any]) -> str:
     flat = _flatten(settings)
     names = ("aggregation", "backbone", "image_encoder.backbone", "img_size", "image_encoder.img_size", "num_classes", "out_channels")
     return ", ".join(f"{name.split('.')[-1]} {flat[name]}" for name in names if name in flat)
+
+
+# The hand-off from pretraining.
+
+
+def _pretraining_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    checkpoint = read_checkpoint(path)
+    settings = checkpoint[SETTINGS_KEY]
+    if "aggregation" not in settings or not isinstance(settings.get("image_encoder"), Mapping):
+        raise DataError(
+            path,
+            "not a RECLF pretraining checkpoint: its settings describe no image-report model (downstream "
+            "bundles start from the model.pt or checkpoint_epoch=E.pt that reclf_pretrain writes)",
+        )
+    return checkpoint
+
+
+def pretraining_settings(pretrained_checkpoint: Optional[str | os.PathLike]) -> dict[str, Any]:
+    """The whole image-report model's settings stored in a RECLF pretraining checkpoint, for
+    ``RECLFModel.from_settings``; DataError naming the file for any other file.
+
+    Bundles that use the whole model (retrieval, grounding) take its architecture from here, also
+    for the untrained baseline, so that both sides of a comparison are the same network.
+    """
+    if pretrained_checkpoint is None:
+        raise ValueError(
+            "the image-report model is built from a RECLF pretraining checkpoint's settings: give its path "
+            "(reclf_pretrain's model.pt or checkpoint_epoch=E.pt); for the untrained baseline give it as well, "
+            "with weights switched off (the bundles' --load_pretrain false)"
+        )
+    return dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY])
+
+
+def image_encoder_settings(
+    pretrained_checkpoint: Optional[str | os.PathLike] = None, **settings: Any
+) -> dict[str, Any]:
+    """:class:`ImageEncoder` settings: those stored in `pretrained_checkpoint`, else `settings`.
+
+    With a checkpoint, a setting given as well must agree with the stored one (DataError naming
+    the file and the setting otherwise): a downstream run never quietly uses another size.
+    """
+    if pretrained_checkpoint is None:
+        return dict(settings)
+    stored = dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY]["image_encoder"])
+    contradictions = [f"{name}: checkpoint {stored.get(name)!r}, requested {value!r}" for name, value in settings.items() if stored.get(name) != value]
+    if contradictions:
+        raise DataError(pretrained_checkpoint, "settings contradict the pretraining checkpoint: " + "; ".join(contradictions))
+    return stored
+
+
+def load_image_encoder(pretrained_checkpoint: Optional[str | os.PathLike] = None, **settings: Any) -> ImageEncoder:
+    """The pretrained :class:`ImageEncoder` of a RECLF checkpoint, or a random one (no checkpoint).
+
+    `settings` (backbone, img_size, embed_dim, ...) build the random encoder; with a checkpoint
+    they may only repeat what it stores.
+    """
+    encoder = ImageEncoder(**image_encoder_settings(pretrained_checkpoint, **settings))
+    if pretrained_checkpoint is not None:
+        encoder.load_state_dict(pretrained_encoder_weights(pretrained_checkpoint, encoder, ""))
+        logger.info("image encoder from %s (%s at %s px)", pretrained_checkpoint, encoder.settings["backbone"], encoder.settings["img_size"])
+    return encoder
+
+
+def pretrained_encoder_weights(path: str | os.PathLike, target: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's image-encoder weights under `prefix` (``features.backbone.`` for the bare
+    backbone), renamed to fit `target`; DataError naming the file unless every key fits."""
+    weights = _pretraining_checkpoint(path)[WEIGHTS_KEY]
+    source = ENCODER_PREFIX + prefix
+    state = {name[len(source) :]: tensor for name, tensor in weights.items() if name.startswith(source)}
+    check_weights_fit(target, state, path, "image-encoder weights")
+    return state
+
+
+def pretrained_or_untrained(network: nn.Module, pretrained_checkpoint: Optional[str | os.PathLike], load_pretrain: bool) -> nn.Module:
+    """`network` with the weights of `pretrained_checkpoint` (settings checked, see
+    :func:`load_pretrained_weights`) when `load_pretrain`, else `network` as initialised, logged as
+    the untrained baseline."""
+    if load_pretrain:
+        if pretrained_checkpoint is None:
+            raise ValueError(
+                "load_pretrain is true but no pretrained_checkpoint was given: pass --pretrained_checkpoint PATH "
+                "(reclf_pretrain's model.pt or checkpoint_epoch=E.pt), or --load_pretrain false for the untrained baseline"
+            )
+        return load_pretrained_weights(network, pretrained_checkpoint)
+    source = f"the settings of {pretrained_checkpoint}" if pretrained_checkpoint is not None else "the explicit settings (no checkpoint)"
+    logger.warning("untrained baseline: random weights, network from %s (%s)", source, describe_settings(unwrap(network).settings))
+    return network
+
+
+# Backbone weight files and segmentation checkpoints.
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
+    """Load a state_dict file into `backbone`; every key must match (else a DataError naming the file)."""
+    state = read_torch_file(path, "backbone weights")
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise DataError(path, f"expected a state_dict (a mapping of tensors), found {type(state).__name__}")
+    check_weights_fit(backbone, state, path, "backbone weights")
+    backbone.load_state_dict(state)
+
+
+UNET_SETTINGS = ("out_channels", "decoder_channels", "image_encoder")
+
+
+def read_unet_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings stored in a :class:`PretrainedUNet` checkpoint, from which evaluation and
+    inference build the network; DataError naming the file for any other checkpoint."""
+    settings = read_network_settings(path)
+    missing = [name for name in UNET_SETTINGS if name not in settings]
+    if missing:
+        raise DataError(
+            path,
+            f"not a segmentation checkpoint: its settings lack {', '.join(missing)} (found {', '.join(sorted(settings))}); "
+            "evaluation and inference read the model.pt that reclf_segmentation's training writes",
+        )
+    return settings
