@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo data (CPU, about 18-23 minutes after set-up, 15-19 with the corpus built):
+# The main job on the embedded demo data (CPU: 11 minutes after set-up on a 2-core AMD EPYC of family 25
+# model 17, 15-23 on an older one of model 1; docs/results.md):
 #   1. set up .venv;
 #   2. build IU-Phantom (real IU reports, synthetic images) if it is absent, and a contact sheet;
 #   3. pretrain RECLF on it with the reclf_pretrain bundle (2 epochs; TensorBoard logs, checkpoints);
