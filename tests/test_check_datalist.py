@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sample_files import real_chest_dicom
 
-from reclf_monai.data import DataError, check_datalist_items, datalist_splits, drop_unreadable_items, load_datalist
+from reclf_monai.data import DataError, check_datalist_items, datalist_splits, drop_unreadable_items, load_datalist, readable_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -155,6 +155,22 @@ def test_drop_keeps_the_good_items_and_reports_the_bad(datalist, tmp_path, caplo
     assert [entry["index"] for entry in report["items"]] == sorted(EXPECTED_REASONS)
     assert set(report["items"][0]) == {"index", "image", "reason"}
     assert "dropped 7 of 10" in caplog.text
+
+
+@pytest.mark.parametrize("switch", ["false", False, "off"])
+def test_readable_items_switched_off_keeps_every_item_and_writes_no_report(datalist, tmp_path, switch):
+    items = training_items(datalist)
+    assert readable_items(items, "training", tmp_path, switch, image_size=SIZE, workers=1) == items
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readable_items_switched_on_drops_the_bad_and_reports_them_beside_the_run(datalist, tmp_path):
+    items = training_items(datalist)
+    kept = readable_items(items, "training", tmp_path, "true", image_size=SIZE, workers=2)
+    assert kept == [items[index] for index in sorted(GOOD_TRAINING)]
+    assert json.loads((tmp_path / "unreadable_items_training.json").read_text())["dropped"] == len(EXPECTED_REASONS)
+    with pytest.raises(ValueError, match="--skip_unreadable_items must be true or false"):
+        readable_items(items, "training", tmp_path, "sometimes")
 
 
 def test_drop_writes_an_empty_report_when_all_items_are_good(datalist, tmp_path):

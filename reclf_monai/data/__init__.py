@@ -11,7 +11,7 @@ from .datalist import (
     split_by_group,
     write_datalist,
 )
-from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items
+from .datalist_check import BadItem, DatalistCheck, check_datalist_items, drop_unreadable_items, readable_items
 from .errors import DataError
 from .grounding_items import finding_phrase, grounding_items, phrase_items
 from .heatmap_files import WriteHeatmapd, heatmap_overlay, write_heatmap_files
@@ -42,6 +42,7 @@ __all__ = [
     "datalist_splits",
     "default_text_encoder_path",
     "drop_unreadable_items",
+    "readable_items",
     "extract_sections",
     "items_with",
     "label_fraction",

@@ -27,8 +27,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
+
+from reclf_monai.bundle_switches import switch_on
 
 from .errors import DataError
 from .image_loading import chest_xray_transforms
@@ -151,6 +154,25 @@ def _image_path(item) -> str | None:
     if isinstance(image, (str, os.PathLike)):
         return os.fspath(image)
     return None if image is None else repr(image)
+
+
+def readable_items(
+    items: Sequence[Mapping],
+    split: str,
+    report_folder: str | os.PathLike,
+    enabled: Any = True,
+    image_size: int = 224,
+    tokenizer: str | os.PathLike | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    workers: int | None = None,
+) -> list[Mapping]:
+    """The bundles' datalist step: `items` unchanged when `enabled` (a bundle switch, e.g.
+    ``--skip_unreadable_items``) is off, else :func:`drop_unreadable_items` with its report at
+    ``report_folder/unreadable_items_<split>.json``. Why here: the configs wire, not decide."""
+    if not switch_on(enabled, "skip_unreadable_items"):
+        return list(items)
+    report_file = Path(report_folder) / f"unreadable_items_{split}.json"
+    return drop_unreadable_items(items, split, report_file, image_size, tokenizer, max_length, workers)
 
 
 def drop_unreadable_items(
