@@ -72,7 +72,7 @@ STAND_IN_SETTINGS = {
     },
     "reclf_classification": {
         "checkpoint_settings": {"image_encoder": _RESNET18},
-        "classification": "$reclf_monai.engines.ClassificationTask('multi_label', ['0', '1', '2', '3', '4'])",
+        "classification": "$reclf_monai.networks.ClassificationTask('multi_label', ['0', '1', '2', '3', '4'])",
     },
 }
 

@@ -9,10 +9,10 @@ import torch
 from ignite.engine import Engine
 from monai.data import MetaTensor
 
-from reclf_monai.data import DataError, ClassificationTargetd, classification_target, datalist_class_names
-from reclf_monai.engines import ClassificationTask
+from reclf_monai.data import ClassificationTargetd, DataError, classification_target, datalist_class_names
 from reclf_monai.handlers import ProbabilityWriter
 from reclf_monai.metrics import ClassificationAUC, key_classification_metric, per_class_auc
+from reclf_monai.networks import ClassificationTask
 
 
 def test_multi_label_targets_and_binary_index():

@@ -1,6 +1,6 @@
-"""Engine pieces for MONAI workflows: feature inference, classification tasks and metric reports."""
+"""Engine pieces for MONAI workflows: the inferers and batch preparation of feature, zero-shot and
+phrase-heatmap inference."""
 
-from .classification_task import ClassificationTask
 from .feature_inferer import (
     ImageFeatureInferer,
     PairFeatureInferer,
@@ -10,10 +10,8 @@ from .feature_inferer import (
     ReportFeatureInferer,
 )
 from .grounding_inferer import PhraseHeatmapInferer
-from .metrics_report import write_metrics_report
 
 __all__ = [
-    "ClassificationTask",
     "ImageFeatureInferer",
     "PairFeatureInferer",
     "PhraseHeatmapInferer",
@@ -21,5 +19,4 @@ __all__ = [
     "PrepareReportBatch",
     "ReportEmbeddingInferer",
     "ReportFeatureInferer",
-    "write_metrics_report",
 ]

@@ -1,9 +1,11 @@
-"""Evaluation metrics: retrieval (MONAI has none), zero-shot and linear classification."""
+"""Evaluation metrics: retrieval (MONAI has none), zero-shot and linear classification, grounding;
+the metrics report an evaluation writes."""
 
-from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .class_retrieval import ClassRetrievalMetric
+from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, encode_pairs, score_all_pairs
 from .grounding import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
+from .report import write_metrics_report
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
 
@@ -24,5 +26,6 @@ __all__ = [
     "pointing_game",
     "retrieval_recall_at_k",
     "score_all_pairs",
+    "write_metrics_report",
     "zero_shot_classification_metrics",
 ]

@@ -21,7 +21,7 @@ from ignite.metrics.metric import reinit__is_reduced
 from monai.metrics import compute_roc_auc
 
 if TYPE_CHECKING:
-    from reclf_monai.engines.classification_task import ClassificationTask
+    from reclf_monai.networks.classification_task import ClassificationTask
 
 logger = logging.getLogger("reclf.evaluate")
 

@@ -16,6 +16,7 @@ from reclf_monai.networks.checkpoints import (
     save_checkpoint,
     settings_differences,
 )
+from reclf_monai.networks.classification_task import ClassificationTask
 from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, freeze
 from reclf_monai.networks.grounding import phrase_heatmap, phrase_heatmaps
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder
@@ -28,6 +29,7 @@ from reclf_monai.networks.text_encoder import TextEncoder
 __all__ = [
     "AGGREGATIONS",
     "BACKBONES",
+    "ClassificationTask",
     "LOCAL_AGGREGATIONS",
     "ImageClassifier",
     "ImageEncoder",

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-from reclf_monai.networks.frozen_text_cache import FrozenOutputCache, logger
-from reclf_monai.networks.length_groups import by_length_groups, report_lengths
 from reclf_monai.data.tokenization import (
     DEFAULT_MAX_LENGTH,
     default_text_encoder_path,
     load_tokenizer,
     resolve_pretrained_source,
 )
+from reclf_monai.networks.frozen_text_cache import FrozenOutputCache, logger
+from reclf_monai.networks.length_groups import by_length_groups, report_lengths
 
 POOLINGS = ("mean", "cls")
 
