@@ -50,6 +50,16 @@ def monai_bundle(cwd: Path, subcommand: str, *arguments: str, processes: int = 1
     return result
 
 
+def run_workflow(bundle: Path, run_dir: Path, *configs: str, run_id: str = "run", processes: int = 1, **settings) -> subprocess.CompletedProcess:
+    """The bundle tests' one runner: ``python -m monai.bundle run [RUN_ID]`` of `bundle`'s
+    `configs` (names under configs/, merged in order) with its logging.conf, in `run_dir`, with
+    ``--bundle_root`` the bundle and `settings` as the other overrides."""
+    configs_folder = bundle / "configs"
+    arguments = ("--config_file", bundle_config_files(configs_folder, *configs), "--logging_file", str(configs_folder / "logging.conf"))
+    run_arguments = arguments if run_id == "run" else (run_id, *arguments)
+    return monai_bundle(run_dir, "run", *run_arguments, processes=processes, bundle_root=bundle, **settings)
+
+
 def succeeded(result: subprocess.CompletedProcess) -> bool:
     """True for exit status 0; otherwise prints the end of the run's output for the test log."""
     if result.returncode != 0:

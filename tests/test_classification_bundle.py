@@ -17,13 +17,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
-from PIL import Image
-from sklearn.metrics import roc_auc_score
-from test_prepare_covidx import TEST as COVIDX_TEST
-from test_prepare_covidx import TRAIN as COVIDX_TRAIN
-from test_prepare_covidx import lines as covidx_list
-
 from bundle_testing import (
     BUNDLES,
     assert_metadata_valid,
@@ -32,17 +25,23 @@ from bundle_testing import (
     event_files,
     export_inference_network,
     load_checkpoint,
-    monai_bundle,
+    run_workflow,
     scalars,
     succeeded,
 )
+from monai.bundle import ConfigWorkflow
+from PIL import Image
+from sample_files import real_chest_dicom
+from sklearn.metrics import roc_auc_score
+from test_prepare_covidx import TEST as COVIDX_TEST
+from test_prepare_covidx import TRAIN as COVIDX_TRAIN
+from test_prepare_covidx import lines as covidx_list
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.covidx import CLASS_NAMES as COVIDX_CLASSES
 from reclf_monai.data.preparation.covidx import prepare_covidx
 from reclf_monai.networks import ImageClassifier
 from reclf_monai.phantom import ZERO_SHOT_CLASSES
-from sample_files import real_chest_dicom
 
 pytestmark = pytest.mark.end_to_end
 
@@ -61,9 +60,8 @@ def config_files(*names: str) -> str:
 def run_bundle(run_dir: Path, *configs: str, **overrides) -> subprocess.CompletedProcess:
     """``monai.bundle run`` of `configs`; checkpoints in run_dir/models, outputs in run_dir/eval
     unless `overrides` say otherwise."""
-    settings = {"bundle_root": BUNDLE, "ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", "num_workers": 0, **overrides}
-    arguments = ("--config_file", config_files(*configs), "--logging_file", str(CONFIGS / "logging.conf"))
-    return monai_bundle(run_dir, "run", *arguments, **settings)
+    settings = {"ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", "num_workers": 0, **overrides}
+    return run_workflow(BUNDLE, run_dir, *configs, **settings)
 
 
 def first_data_error(error: BaseException) -> DataError | None:

@@ -12,11 +12,21 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from bundle_testing import (
+    BUNDLES,
+    assert_metadata_valid,
+    assert_network_is_the_checkpoints_or_its_untrained_twin,
+    assert_network_matches_metadata,
+    bundle_config_files,
+    export_inference_network,
+    load_checkpoint,
+    run_workflow,
+    succeeded,
+)
 from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
 from PIL import Image
-
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_is_the_checkpoints_or_its_untrained_twin, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
+from sample_files import real_chest_dicom
 from test_prepare_rsna_siim import rsna  # noqa: F401  (the RSNA download layout, a pytest fixture)
 
 from reclf_monai.data import (
@@ -34,7 +44,6 @@ from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.rsna_pneumonia import SEGMENTATION_DATALIST, prepare_rsna_pneumonia
 from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
 from reclf_monai.networks import LocalMatching, RECLFModel, phrase_heatmap, phrase_heatmaps
-from sample_files import real_chest_dicom
 
 pytestmark = pytest.mark.end_to_end
 
@@ -218,7 +227,6 @@ def checkpoint(tiny_pretraining_checkpoint) -> Path:
 
 def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, **overrides):
     settings = {
-        "bundle_root": BUNDLE,
         "dataset_dir": corpus,
         "pretrained_checkpoint": checkpoint,
         "output_dir": run_dir / "eval",
@@ -226,8 +234,7 @@ def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, **o
         "batch_size": 8,
         **overrides,
     }
-    arguments = ("--config_file", config_files(*configs), "--logging_file", str(CONFIGS / "logging.conf"))
-    return monai_bundle(run_dir, "run", *arguments, **settings)
+    return run_workflow(BUNDLE, run_dir, *configs, **settings)
 
 
 def workflow(corpus: Path, checkpoint: Path, run_dir: Path, *configs: str, **overrides) -> ConfigWorkflow:

@@ -16,9 +16,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
-from monai.bundle import ConfigParser, ConfigWorkflow
-
 from bundle_testing import (
     BUNDLES,
     assert_metadata_valid,
@@ -27,14 +24,17 @@ from bundle_testing import (
     images,
     load_checkpoint,
     monai_bundle,
+    run_workflow,
     scalars,
     succeeded,
     texts,
 )
+from ignite.engine import Events
+from monai.bundle import ConfigParser, ConfigWorkflow
+from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.networks import RECLFModel, settings_differences
-from sample_files import real_chest_dicom
 
 pytestmark = pytest.mark.end_to_end
 
@@ -78,17 +78,8 @@ def config_files(*names: str) -> str:
 
 def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, processes: int = 1, **overrides) -> subprocess.CompletedProcess:
     """``monai.bundle run`` with the tiny settings; checkpoints in run_dir/models, outputs in run_dir/eval."""
-    settings = {
-        "bundle_root": BUNDLE,
-        "dataset_dir": dataset_dir,
-        "ckpt_dir": run_dir / "models",
-        "output_dir": run_dir / "eval",
-        **SMALL,
-        **overrides,
-    }
-    logging_file = str(CONFIGS / "logging.conf")
-    arguments = ("--config_file", config_files(*configs), "--logging_file", logging_file)
-    return monai_bundle(run_dir, "run", *arguments, processes=processes, **settings)
+    settings = {"dataset_dir": dataset_dir, "ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", **SMALL, **overrides}
+    return run_workflow(BUNDLE, run_dir, *configs, processes=processes, **settings)
 
 
 def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:

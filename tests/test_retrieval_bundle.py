@@ -10,11 +10,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from bundle_testing import (
+    BUNDLES,
+    assert_metadata_valid,
+    assert_network_is_the_checkpoints_or_its_untrained_twin,
+    assert_network_matches_metadata,
+    bundle_config_files,
+    export_inference_network,
+    load_checkpoint,
+    run_workflow,
+    succeeded,
+)
 from monai.bundle import ConfigWorkflow
-from torch import nn
-
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_is_the_checkpoints_or_its_untrained_twin, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
 from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixture layout, a pytest fixture)
+from torch import nn
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports, write_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, FIVE_BY_200_DATALIST
@@ -152,7 +161,6 @@ def checkpoint(tiny_pretraining_checkpoint) -> Path:
 
 def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run_id: str = "run", **overrides):
     settings = {
-        "bundle_root": BUNDLE,
         "dataset_dir": corpus,
         "pretrained_checkpoint": checkpoint,
         "output_dir": run_dir / "eval",
@@ -160,8 +168,7 @@ def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run
         "batch_size": 8,
         **overrides,
     }
-    arguments = (run_id, "--config_file", config_files(*configs), "--logging_file", str(CONFIGS / "logging.conf"))
-    return monai_bundle(run_dir, "run", *arguments, **settings)
+    return run_workflow(BUNDLE, run_dir, *configs, run_id=run_id, **settings)
 
 
 def pretrained_model(checkpoint: Path) -> RECLFModel:

@@ -16,31 +16,29 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine
-from monai.bundle import ConfigParser, ConfigWorkflow
-from PIL import Image
-from test_prepare_rsna_siim import siim, write_dicom  # noqa: F401 (siim: the SIIM fixture as Kaggle ships it)
-
 from bundle_testing import (
     BUNDLES,
     assert_metadata_valid,
     assert_network_matches_metadata,
-    bundle_config_files,
     event_files,
     export_inference_network,
     images,
     load_checkpoint,
-    monai_bundle,
+    run_workflow,
     scalars,
     succeeded,
 )
+from ignite.engine import Engine
+from monai.bundle import ConfigParser, ConfigWorkflow
+from PIL import Image
+from sample_files import real_chest_dicom
+from test_prepare_rsna_siim import siim, write_dicom  # noqa: F401 (siim: the SIIM fixture as Kaggle ships it)
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.siim_pneumothorax import prepare_siim_pneumothorax
 from reclf_monai.networks import PretrainedUNet
 from reclf_monai.phantom import build_corpus
-from sample_files import real_chest_dicom
 
 pytestmark = pytest.mark.end_to_end
 
@@ -66,9 +64,7 @@ UNET_ENCODER_PREFIX = "encoder."  # ... and the same ResNet inside the U-Net
 
 def run_bundle(run_dir: Path, *configs: str, **overrides) -> subprocess.CompletedProcess:
     """``monai.bundle run`` of this bundle's `configs`; outputs under run_dir unless overridden."""
-    settings = {"bundle_root": BUNDLE, "ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", **overrides}
-    arguments = ("--config_file", bundle_config_files(CONFIGS, *configs), "--logging_file", str(CONFIGS / "logging.conf"))
-    return monai_bundle(run_dir, "run", *arguments, **settings)
+    return run_workflow(BUNDLE, run_dir, *configs, **{"ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", **overrides})
 
 
 def train(run_dir: Path, dataset_dir: Path, **overrides) -> subprocess.CompletedProcess:

@@ -16,16 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, load_checkpoint, run_workflow, succeeded
 from ignite.engine import Engine
 from ignite.metrics import EpochMetric
-from monai.handlers import from_engine
 from monai.bundle import ConfigWorkflow
+from monai.handlers import from_engine
 from PIL import Image
-from sklearn.metrics import f1_score, roc_auc_score
-
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, bundle_config_files, load_checkpoint, monai_bundle, succeeded
-from test_prepare_chexpert import row, train_rows, write_csv
 from sample_files import real_chest_dicom
+from sklearn.metrics import f1_score, roc_auc_score
+from test_prepare_chexpert import row, train_rows, write_csv
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
@@ -58,9 +57,7 @@ def checkpoint(tiny_pretraining_checkpoint_seed1) -> Path:
 
 
 def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, **overrides) -> subprocess.CompletedProcess:
-    settings = {"bundle_root": BUNDLE, "dataset_dir": dataset_dir, "output_dir": run_dir / "eval", **SMALL, **overrides}
-    arguments = ("--config_file", bundle_config_files(CONFIGS, *configs), "--logging_file", str(CONFIGS / "logging.conf"))
-    return monai_bundle(run_dir, "run", *arguments, **settings)
+    return run_workflow(BUNDLE, run_dir, *configs, dataset_dir=dataset_dir, output_dir=run_dir / "eval", **{**SMALL, **overrides})
 
 
 def read_probabilities(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
