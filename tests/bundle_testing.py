@@ -95,14 +95,14 @@ def bundle_function_messages(cwd: Path, subcommand: str, **arguments) -> list[st
 
 def assert_metadata_valid(configs: Path, cwd: Path, cli: bool = False) -> None:
     """``monai.bundle verify_metadata`` passes for ``configs/metadata.json`` against MONAI's schema
-    where it can be had (``reclf_monai.bundle_metadata``: $RECLF_MONAI_METADATA_SCHEMA, the user
-    cache or a download), else against the built-in check written to a schema file, so that MONAI's
-    own function runs either way.
+    where it is at hand (``reclf_monai.bundle_metadata``: $RECLF_MONAI_METADATA_SCHEMA or the user
+    cache; tests never download it, they reach no server but their own), else against the built-in
+    check written to a schema file, so that MONAI's own function runs either way.
 
     With `cli`, through ``python -m monai.bundle verify_metadata`` in `cwd` (test_pretrain_bundle
     does so); otherwise in this process (`bundle_function_messages`)."""
     meta_file = configs / "metadata.json"
-    schema_file = check_metadata(meta_file).schema_file
+    schema_file = check_metadata(meta_file, download=False).schema_file
     if schema_file is None:
         schema_file = cwd / "built_in_metadata_check.json"
         cwd.mkdir(parents=True, exist_ok=True)

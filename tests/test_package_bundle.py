@@ -100,7 +100,7 @@ def released(tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("release")
     torch.manual_seed(0)
     weights = save_checkpoint(folder / "weights" / "model.pt", with_centred_logits(unet()))
-    assert package_bundle.main([NAME, "--weights", str(weights), "--output_dir", str(folder / "dist")]) == 0
+    assert package_bundle.main([NAME, "--weights", str(weights), "--output_dir", str(folder / "dist"), "--no_download"]) == 0
     zip_file = folder / "dist" / f"{NAME}_v{VERSION}.zip"
     with http_server(zip_file.parent) as (url, requests), ThreadPoolExecutor(2) as downloads:  # two CLI starts at once
         from_file = downloads.submit(download, folder / "from_file", zip_file.as_uri())
@@ -200,7 +200,7 @@ def bundle_copy(tmp_path: Path) -> Path:
 
 
 def refusal(capsys, *arguments: str) -> str:
-    assert package_bundle.main(list(arguments)) == 1
+    assert package_bundle.main([*arguments, "--no_download"]) == 1
     return capsys.readouterr().err
 
 
@@ -253,7 +253,7 @@ def test_without_weights_the_zip_keeps_large_files_yml_and_leaves_outputs_and_ca
     for junk in ("models/model.pt", "models/.gitkeep", "eval/metrics.json", "configs/__pycache__/x.cpython-311.pyc", ".cache/x", "docs/.notes"):
         (bundle / junk).parent.mkdir(parents=True, exist_ok=True)
         (bundle / junk).write_text("not shipped")
-    assert package_bundle.main([str(bundle), "--output_dir", str(tmp_path / "dist")]) == 0
+    assert package_bundle.main([str(bundle), "--output_dir", str(tmp_path / "dist"), "--no_download"]) == 0
     assert "passed for the default network (no weights packaged)" in capsys.readouterr().out
     names = zip_names(tmp_path / "dist" / f"{NAME}_v{VERSION}.zip")
     assert names == {f"{NAME}/{path}" for path in source_files()}
