@@ -94,7 +94,7 @@ def validation_loader(parser, dataset_dir: Path):
     from reclf_monai.data import load_datalist, mark_duplicate_reports
 
     items = mark_duplicate_reports(load_datalist(dataset_dir / "datalist.json", "validation", required_keys=["image", "report", "target"]))
-    transforms = parser.get_parsed_content("train#image_transforms") + [
+    transforms = list(parser.get_parsed_content("train#image_transforms").transforms) + [
         parser.get_parsed_content("tokenize"),
         ToTensord(keys="target", track_meta=False),
         SelectItemsd(keys=["image", "input_ids", "attention_mask", "target", "report_group"]),

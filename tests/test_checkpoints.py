@@ -118,3 +118,21 @@ def test_max_length_beyond_the_position_embeddings_is_refused():
     with pytest.raises(ValueError, match=r"max_length must lie in \[2, 512\]"):
         TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, max_length=513)
 
+
+
+def test_pretrained_or_untrained_reads_the_bundle_switches_as_words(tmp_path):
+    from reclf_monai.networks import pretrained_or_untrained, pretraining_settings
+
+    trained = tiny_model("reclf")
+    path = save_checkpoint(trained, tmp_path / "model.pt")
+    loaded = pretrained_or_untrained(RECLFModel.from_settings(pretraining_settings(path)), str(path), "true", device="cpu")
+    assert all(torch.equal(value, trained.state_dict()[name]) for name, value in loaded.state_dict().items())
+    baseline = RECLFModel.from_settings(pretraining_settings(path))
+    before = {name: value.clone() for name, value in baseline.state_dict().items()}
+    untouched = pretrained_or_untrained(baseline, str(path), "false")
+    assert all(torch.equal(value, before[name]) for name, value in untouched.state_dict().items())
+    with pytest.raises(ValueError, match="no pretrained_checkpoint was given"):
+        pretrained_or_untrained(baseline, "none", True)
+    explicit = {"aggregation": "mean"}
+    assert pretraining_settings("none", explicit_settings=explicit) == explicit
+    assert pretraining_settings(path, explicit_settings=explicit)["aggregation"] == "reclf"

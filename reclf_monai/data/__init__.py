@@ -5,7 +5,9 @@ from .classification_targets import CLASSIFICATION_TASKS, ClassificationTargetd,
 from .datalist import (
     SPLITS,
     datalist_splits,
+    image_or_split,
     items_with,
+    keep_keys,
     load_datalist,
     mark_duplicate_reports,
     split_by_group,
@@ -16,6 +18,7 @@ from .errors import DataError
 from .grounding_items import finding_phrase, grounding_items, phrase_items
 from .heatmap_files import WriteHeatmapd, heatmap_overlay, write_heatmap_files
 from .image_loading import ChestXrayReader, DataErrorCompose, chest_xray_transforms, read_image_2d
+from .mask_files import save_mask_pngs
 from .mask_fraction import mask_fraction
 from .report_sections import extract_sections
 from .report_text import compose_report, normalise_report_text, split_sentences
@@ -44,11 +47,14 @@ __all__ = [
     "drop_unreadable_items",
     "readable_items",
     "extract_sections",
+    "image_or_split",
     "items_with",
+    "keep_keys",
     "label_fraction",
     "load_datalist",
     "mark_duplicate_reports",
     "mask_fraction",
+    "save_mask_pngs",
     "normalise_report_text",
     "read_image_2d",
     "split_by_group",

@@ -143,3 +143,15 @@ def items_with(items: Sequence[Mapping], key: str, index_key: str = "item_index"
     either or both); the position lets the outputs be matched back to the datalist's items.
     """
     return [{**item, index_key: index} for index, item in enumerate(items) if key in item]
+
+
+def keep_keys(items: Sequence[Mapping], keys: Sequence[str]) -> list[dict]:
+    """Copies of the items with only `keys` (those present): inference on a datalist that also holds
+    labels reads the images alone, as it would for a user's image-only list."""
+    return [{key: item[key] for key in keys if key in item} for item in items]
+
+
+def image_or_split(image_file: str | os.PathLike | None, datalist: str | os.PathLike, split: str) -> list[dict]:
+    """The items to run inference on: the one image a user named (``--image_file``), else a split
+    of the datalist (see :func:`load_datalist`)."""
+    return [{"image": os.fspath(image_file)}] if image_file else load_datalist(datalist, split)

@@ -211,7 +211,15 @@ class DataErrorCompose(Compose):
     MONAI wraps every exception raised inside a transform chain in ``RuntimeError("applying
     transform ...")``; callers that validate data (``except DataError``) and users reading the
     last line of a traceback should see the file and the problem instead.
+
+    Nested Composes and lists (e.g. :func:`chest_xray_transforms` followed by a bundle's own steps,
+    written as one JSON list) are flattened into one chain: a Compose counts as random to ``CacheDataset``,
+    which would otherwise cache nothing after it.
     """
+
+    def __init__(self, transforms=None, *args, **kwargs):
+        super().__init__(_flat_steps(ensure_tuple(transforms or [])), *args, **kwargs)
+        self.transforms = tuple(_flat_steps(self.transforms, self.map_items))
 
     def __call__(self, input_, start=0, end=None, threading=False, lazy: bool | None = None):
         try:
@@ -221,6 +229,20 @@ class DataErrorCompose(Compose):
             if cause is None:
                 raise
             raise cause from None
+
+
+def _flat_steps(steps, map_items=None) -> list:
+    """`steps` with nested lists, and nested Composes (any subclass; MONAI's ``flatten`` inlines
+    only ``Compose`` itself) of the same `map_items` if given, replaced by their own steps."""
+    flat = []
+    for step in steps:
+        if isinstance(step, (list, tuple)):
+            flat += _flat_steps(step, map_items)
+        elif isinstance(step, Compose) and map_items is not None and step.map_items == map_items:
+            flat += _flat_steps(step.transforms, map_items)
+        else:
+            flat.append(step)
+    return flat
 
 
 def _data_error_in_chain(error: BaseException | None) -> DataError | None:

@@ -58,6 +58,7 @@ def label_fraction(items: Sequence[Mapping], fraction: float, label_key: str, se
 
     `fraction` in (0, 1]; 1.0 returns every item (in subset order). Logs how many items it kept.
     """
+    fraction = float(fraction)
     if not 0 < fraction <= 1:
         raise ValueError(f"data_fraction must be in (0, 1], got {fraction}")
     order, covering = fraction_order(items, label_key, seed)

@@ -54,7 +54,8 @@ def write_report_rankings(
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    if check_shortlist_k(shortlist_k) is not None:
+    shortlist_k = check_shortlist_k(shortlist_k)
+    if shortlist_k is not None:
         shortlist_k = max(shortlist_k, top_k)
     scores = score_all_pairs(network, images.features(), reports.features(), shortlist_k=shortlist_k)
     best = scores.topk(min(top_k, scores.shape[1]), dim=1)

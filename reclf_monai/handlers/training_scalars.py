@@ -7,7 +7,7 @@ elsewhere (the loss's ``parts``, the optimizer), so this handler writes them nex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -46,3 +46,19 @@ class TrainingScalarsHandler:
             tag = "lr" if len(groups) == 1 else f"lr/group_{index}"
             self.writer.add_scalar(f"{self.prefix}{tag}", group["lr"], step)
         self.writer.flush()
+
+
+def loss_value(output: dict) -> float:
+    """The loss of a trainer's (not decollated) output as a number: what ``StatsHandler`` and
+    ``TensorBoardStatsHandler`` log per iteration (MONAI's ``from_engine`` gives a tuple here)."""
+    return output["loss"].item()
+
+
+def prediction_loss(loss_function: Callable) -> Callable[[dict], torch.Tensor]:
+    """An output transform giving the loss of an evaluator's prediction (the contrastive loss needs
+    no target): the validation loss ignite's ``Average`` keeps, as training computes it."""
+
+    def transform(output: dict) -> torch.Tensor:
+        return loss_function(output["pred"]).detach()
+
+    return transform

@@ -4,7 +4,15 @@ the metrics report an evaluation writes."""
 from .class_retrieval import ClassRetrievalMetric
 from .classification import ClassificationAUC, key_classification_metric, per_class_auc
 from .contrastive_evaluation import RetrievalMetric, ZeroShotMetric, encode_class_prompts, encode_pairs, score_all_pairs
-from .grounding import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
+from .grounding import (
+    ContrastToNoiseRatioMetric,
+    PointingGameMetric,
+    contrast_to_noise_ratio,
+    grounding_report,
+    grounding_summary,
+    pointing_game,
+)
+from .metric_entry import metric_entry
 from .report import write_metrics_report
 from .retrieval import class_precision_at_k, retrieval_recall_at_k
 from .zero_shot import zero_shot_classification_metrics
@@ -20,8 +28,10 @@ __all__ = [
     "contrast_to_noise_ratio",
     "encode_class_prompts",
     "encode_pairs",
+    "grounding_report",
     "grounding_summary",
     "key_classification_metric",
+    "metric_entry",
     "per_class_auc",
     "pointing_game",
     "retrieval_recall_at_k",

@@ -8,6 +8,7 @@ Pairs are scored with the model's own scorer (``RECLFModel.pair_logits``: global
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
@@ -15,6 +16,8 @@ import torch
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
+
+from reclf_monai.data.class_prompts import read_class_prompts
 
 from .contrastive_evaluation import concat_feature_batches, detached_features, encode_class_prompts, score_all_pairs
 from .retrieval import class_precision_at_k
@@ -36,8 +39,8 @@ class ClassRetrievalMetric(Metric):
             class it is listed under; for sets without reports such as CheXpert 5x200. The output
             holds `image_features` only. Image->text P@K can reach 1 only where every class has at
             least K prompts.
-        prompts, tokenize: the class prompts and a callable mapping ``{"report": text}`` to token
-            ids (``TokenizeReportd``); `prompts` only.
+        prompts, tokenize: the class prompts (or the prompts file, read only for `prompts`) and a
+            callable mapping ``{"report": text}`` to token ids (``TokenizeReportd``); `prompts` only.
         output_transform: evaluator output -> (features dict, integer classes (B,)).
         shortlist_k: None scores every pair exactly; k scores exactly only the global shortlist of
             k per image and per text (:func:`~reclf_monai.metrics.score_all_pairs`), exact for every
@@ -52,7 +55,7 @@ class ClassRetrievalMetric(Metric):
         network: nn.Module,
         class_names: Sequence[str],
         text_source: str = "reports",
-        prompts: Optional[Mapping[str, Sequence[str]]] = None,
+        prompts: Optional[Mapping[str, Sequence[str]] | str | os.PathLike] = None,
         tokenize: Optional[Callable[[dict], dict]] = None,
         ks: Sequence[int] = (1, 5, 10),
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
@@ -61,6 +64,10 @@ class ClassRetrievalMetric(Metric):
     ):
         if text_source not in TEXT_SOURCES:
             raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
+        if text_source != "prompts":
+            prompts = None
+        elif isinstance(prompts, (str, os.PathLike)):
+            prompts = read_class_prompts(prompts, class_names)
         if text_source == "prompts":
             if prompts is None or tokenize is None:
                 raise ValueError("text_source 'prompts' needs the class prompts and a tokenizer")

@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from ignite.metrics import Accuracy, Metric, MetricsLambda
+from ignite.metrics import Accuracy, Metric
 from ignite.metrics.metric import reinit__is_reduced
 from monai.metrics import compute_roc_auc
+
+from .metric_entry import metric_entry
 
 if TYPE_CHECKING:
     from reclf_monai.networks.classification_task import ClassificationTask
@@ -98,5 +100,5 @@ def key_classification_metric(auc: ClassificationAUC) -> dict[str, Metric]:
     (multi-class), named with `auc`'s prefix."""
     if auc.task.multi_label:
         name = f"{auc.prefix}auc"
-        return {name: MetricsLambda(lambda result: result[name], auc)}
+        return {name: metric_entry(auc, name)}
     return {f"{auc.prefix}acc": Accuracy(output_transform=lambda output: (output["pred"], output["label"]))}

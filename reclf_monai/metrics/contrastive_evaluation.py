@@ -56,7 +56,8 @@ def score_all_pairs(
     model = _unwrap(network)
     count = next(iter(image_features.values())).shape[0]
     text_count = next(iter(text_features.values())).shape[0]
-    if check_shortlist_k(shortlist_k) is not None and shortlist_k < min(count, text_count):
+    shortlist_k = check_shortlist_k(shortlist_k)
+    if shortlist_k is not None and shortlist_k < min(count, text_count):
         return score_shortlisted_pairs(model, image_features, text_features, shortlist_k)
     device = next(model.parameters()).device
     texts = {key: value.to(device) for key, value in text_features.items()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from monai.metrics import CumulativeIterationMetric
@@ -114,3 +115,9 @@ def grounding_summary(items: Sequence[Mapping], details: Mapping[str, torch.Tens
         section["region_fraction"] = fractions[rows].mean().item()
         summary[group] = section
     return summary
+
+
+def grounding_report(engine: Any, items: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    """:func:`grounding_summary` of a grounding evaluator that kept per-item details, the
+    ``summary`` of :class:`~reclf_monai.handlers.MetricsReportHandler`."""
+    return grounding_summary(items, engine.state.metric_details)

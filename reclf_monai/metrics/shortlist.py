@@ -22,12 +22,16 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from reclf_monai.bundle_switches import optional_setting
+
 NOT_SHORTLISTED = float("-inf")
 
 
 def check_shortlist_k(shortlist_k: Any) -> Optional[int]:
-    """`shortlist_k` itself when it is None (exact all-pairs) or a whole number >= 1; a clear error
-    otherwise (0 would shortlist nothing, and a bool or float is a mistake, not a count)."""
+    """`shortlist_k` itself when it is a whole number >= 1, None for None or the word none/null (exact
+    all-pairs; the bundle CLI hands words through as strings); a clear error otherwise (0 would
+    shortlist nothing, and a bool or float is a mistake, not a count)."""
+    shortlist_k = optional_setting(shortlist_k)
     if shortlist_k is None or (isinstance(shortlist_k, int) and not isinstance(shortlist_k, bool) and shortlist_k >= 1):
         return shortlist_k
     raise ValueError(

@@ -17,7 +17,7 @@ from reclf_monai.networks.checkpoints import (
     settings_differences,
 )
 from reclf_monai.networks.classification_task import ClassificationTask
-from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, freeze
+from reclf_monai.networks.downstream import ImageClassifier, PretrainedResNetEncoder, PretrainedUNet, freeze, trainable_parameters
 from reclf_monai.networks.grounding import phrase_heatmap, phrase_heatmaps
 from reclf_monai.networks.image_encoder import BACKBONES, ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
@@ -44,6 +44,7 @@ __all__ = [
     "TextEncoder",
     "describe_settings",
     "freeze",
+    "trainable_parameters",
     "image_encoder_settings",
     "load_backbone_weights",
     "load_image_encoder",

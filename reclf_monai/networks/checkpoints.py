@@ -25,6 +25,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from reclf_monai.bundle_switches import optional_path, switch_on
 from reclf_monai.data.errors import DataError
 from reclf_monai.networks.image_encoder import ImageEncoder
 
@@ -188,13 +189,20 @@ def _pretraining_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     return checkpoint
 
 
-def pretraining_settings(pretrained_checkpoint: Optional[str | os.PathLike]) -> dict[str, Any]:
+def pretraining_settings(
+    pretrained_checkpoint: Optional[str | os.PathLike], explicit_settings: Optional[Mapping[str, Any]] = None
+) -> dict[str, Any]:
     """The whole image-report model's settings stored in a RECLF pretraining checkpoint, for
     ``RECLFModel.from_settings``; DataError naming the file for any other file.
 
     Bundles that use the whole model (retrieval, grounding) take its architecture from here, also
-    for the untrained baseline, so that both sides of a comparison are the same network.
+    for the untrained baseline, so that both sides of a comparison are the same network. Without a
+    checkpoint (None or the word none), `explicit_settings` if given (zero-shot's untrained
+    baseline of a chosen shape).
     """
+    pretrained_checkpoint = optional_path(pretrained_checkpoint, "pretrained_checkpoint")
+    if pretrained_checkpoint is None and explicit_settings is not None:
+        return dict(explicit_settings)
     if pretrained_checkpoint is None:
         raise ValueError(
             "the image-report model is built from a RECLF pretraining checkpoint's settings: give its path "
@@ -244,10 +252,25 @@ def pretrained_encoder_weights(path: str | os.PathLike, target: nn.Module, prefi
     return state
 
 
-def pretrained_or_untrained(network: nn.Module, pretrained_checkpoint: Optional[str | os.PathLike], load_pretrain: bool) -> nn.Module:
+def pretrained_or_untrained(
+    network: nn.Module,
+    pretrained_checkpoint: Optional[str | os.PathLike],
+    load_pretrain: Any = True,
+    device: Optional[str | torch.device] = None,
+) -> nn.Module:
     """`network` with the weights of `pretrained_checkpoint` (settings checked, see
     :func:`load_pretrained_weights`) when `load_pretrain`, else `network` as initialised, logged as
-    the untrained baseline."""
+    the untrained baseline; moved to `device` if given.
+
+    The bundles pass their settings as the CLI gives them: `load_pretrain` may be a word (false,
+    off...), `pretrained_checkpoint` the word none.
+    """
+    pretrained_checkpoint = optional_path(pretrained_checkpoint, "pretrained_checkpoint")
+    network = _weights_or_baseline(network, pretrained_checkpoint, switch_on(load_pretrain, "load_pretrain"))
+    return network if device is None else network.to(device)
+
+
+def _weights_or_baseline(network: nn.Module, pretrained_checkpoint: Optional[str], load_pretrain: bool) -> nn.Module:
     if load_pretrain:
         if pretrained_checkpoint is None:
             raise ValueError(

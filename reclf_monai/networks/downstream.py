@@ -21,6 +21,7 @@ from monai.networks.blocks import BaseEncoder
 from monai.networks.nets import FLEXUNET_BACKBONE, FlexibleUNet
 from torch import nn
 
+from reclf_monai.bundle_switches import optional_path, switch_on
 from reclf_monai.networks.checkpoints import image_encoder_settings, load_image_encoder, pretrained_encoder_weights
 from reclf_monai.networks.image_encoder import RESNETS, ResNetFeatures
 
@@ -78,8 +79,10 @@ class ImageClassifier(nn.Module):
 
     Args:
         num_classes: outputs; the bundle's loss decides multi-label (BCE) or multi-class (CE).
-        pretrained_checkpoint: a RECLF pretraining checkpoint; None for a random encoder.
-        freeze_encoder: train the linear head only (default) or fine-tune everything.
+        pretrained_checkpoint: a RECLF pretraining checkpoint; None (or the word none) for a random
+            encoder.
+        freeze_encoder: train the linear head only (default) or fine-tune everything (a bool or a
+            word such as false, as the bundle CLI gives it).
         backbone, img_size, in_channels, vit_config: the random encoder's settings (default
             resnet18, 224 px, 1 channel); a checkpoint stores its own, which these may only repeat.
     """
@@ -88,13 +91,15 @@ class ImageClassifier(nn.Module):
         self,
         num_classes: int,
         pretrained_checkpoint: Optional[str | os.PathLike] = None,
-        freeze_encoder: bool = True,
+        freeze_encoder: bool | str = True,
         backbone: Optional[str] = None,
         img_size: Optional[int] = None,
         in_channels: Optional[int] = None,
         vit_config: Optional[dict[str, Any]] = None,
     ):
         super().__init__()
+        pretrained_checkpoint = optional_path(pretrained_checkpoint, "pretrained_checkpoint")
+        freeze_encoder = switch_on(freeze_encoder, "freeze_encoder")
         requested = _requested_encoder(
             pretrained_checkpoint, backbone=backbone, img_size=img_size, in_channels=in_channels, vit_config=vit_config
         )
@@ -126,8 +131,8 @@ class PretrainedUNet(FlexibleUNet):
     Args:
         out_channels: output channels (1 for a binary mask with a sigmoid).
         pretrained_checkpoint: a RECLF pretraining checkpoint (ResNet encoders only: a ViT gives
-            no feature pyramid); None for a random encoder.
-        freeze_encoder: train the decoder only (default) or fine-tune everything.
+            no feature pyramid); None (or the word none) for a random encoder.
+        freeze_encoder: train the decoder only (default) or fine-tune everything (a bool or a word).
         backbone, img_size, in_channels: the random encoder's settings (default resnet18, 224 px,
             1 channel); a checkpoint stores its own, which these may only repeat.
         decoder_channels: FlexibleUNet's decoder widths.
@@ -137,12 +142,14 @@ class PretrainedUNet(FlexibleUNet):
         self,
         out_channels: int = 1,
         pretrained_checkpoint: Optional[str | os.PathLike] = None,
-        freeze_encoder: bool = True,
+        freeze_encoder: bool | str = True,
         backbone: Optional[str] = None,
         img_size: Optional[int] = None,
         in_channels: Optional[int] = None,
         decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
     ):
+        pretrained_checkpoint = optional_path(pretrained_checkpoint, "pretrained_checkpoint")
+        freeze_encoder = switch_on(freeze_encoder, "freeze_encoder")
         requested = _requested_encoder(pretrained_checkpoint, backbone=backbone, img_size=img_size, in_channels=in_channels)
         stored = image_encoder_settings(pretrained_checkpoint, **requested)
         encoder_settings = {name: stored.get(name) for name in DOWNSTREAM_ENCODER_SETTINGS}
@@ -182,3 +189,8 @@ def freeze(module: nn.Module) -> None:
     so batch-norm statistics stay the pretrained ones too."""
     module.requires_grad_(False)
     module.eval()
+
+
+def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
+    """The parameters an optimizer should see: with a frozen encoder, the head or decoder only."""
+    return [parameter for parameter in network.parameters() if parameter.requires_grad]
