@@ -175,6 +175,14 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def trained_model(checkpoint: Path) -> RECLFModel:
+    """The pretraining checkpoint's model, rebuilt from its settings, in eval mode: the reference a
+    bundle's outputs are compared with."""
+    saved = load_checkpoint(checkpoint)
+    model = RECLFModel.from_settings(saved["network_settings"])
+    model.load_state_dict(saved["model"])
+    return model.eval()
+
 
 def assert_network_is_the_checkpoints_or_its_untrained_twin(network_for: Callable[[Any], torch.nn.Module], checkpoint: Path) -> None:
     """`network_for(load_pretrain)` gives a workflow's network. With `load_pretrain` true it must be

@@ -19,9 +19,9 @@ from bundle_testing import (
     assert_network_matches_metadata,
     bundle_config_files,
     export_inference_network,
-    load_checkpoint,
     run_workflow,
     succeeded,
+    trained_model,
 )
 from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
@@ -43,7 +43,7 @@ from reclf_monai.data import (
 from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.rsna_pneumonia import SEGMENTATION_DATALIST, prepare_rsna_pneumonia
 from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
-from reclf_monai.networks import LocalMatching, RECLFModel, phrase_heatmap, phrase_heatmaps
+from reclf_monai.networks import LocalMatching, phrase_heatmap, phrase_heatmaps
 
 pytestmark = pytest.mark.end_to_end
 
@@ -244,13 +244,6 @@ def workflow(corpus: Path, checkpoint: Path, run_dir: Path, *configs: str, **ove
     return ConfigWorkflow(config_file=paths, workflow_type="infer", logging_file=False, pretrained_checkpoint=str(checkpoint), **settings, **overrides)
 
 
-def pretrained_model(checkpoint: Path) -> RECLFModel:
-    saved = load_checkpoint(checkpoint)
-    model = RECLFModel.from_settings(saved["network_settings"])
-    model.load_state_dict(saved["model"])
-    return model.eval()
-
-
 def test_evaluate_scores_each_findings_heatmap_against_its_region(corpus, checkpoint, tmp_path):
     result = run_bundle(tmp_path, corpus, checkpoint, "inference", "evaluate")
     assert succeeded(result)
@@ -263,7 +256,7 @@ def test_evaluate_scores_each_findings_heatmap_against_its_region(corpus, checkp
 
     # the same pointing game and CNR computed here (64-pixel images at the network's 64 pixels:
     # the heatmap needs no resizing back)
-    model, tokenize = pretrained_model(checkpoint), TokenizeReportd("phrase", max_length=48)
+    model, tokenize = trained_model(checkpoint), TokenizeReportd("phrase", max_length=48)
     images = chest_xray_transforms(image_size=IMAGE_SIZE)
     items = grounding_items(phrase_items(load_datalist(corpus / "datalist.json", "test")), tmp_path / "here")
     hits, contrasts = [], []
@@ -365,7 +358,7 @@ def test_network_matches_metadata_and_exports_from_inference_json_alone(checkpoi
     scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
     image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(scripted(image), pretrained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(scripted(image), trained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):

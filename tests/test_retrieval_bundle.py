@@ -17,15 +17,22 @@ from bundle_testing import (
     assert_network_matches_metadata,
     bundle_config_files,
     export_inference_network,
-    load_checkpoint,
     run_workflow,
     succeeded,
+    trained_model,
 )
 from monai.bundle import ConfigWorkflow
 from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixture layout, a pytest fixture)
 from torch import nn
 
-from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist, mark_duplicate_reports, write_datalist
+from reclf_monai.data import (
+    DataError,
+    TokenizeReportd,
+    chest_xray_transforms,
+    load_datalist,
+    mark_duplicate_reports,
+    write_datalist,
+)
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, FIVE_BY_200_DATALIST
 from reclf_monai.data.preparation.mimic_cxr import DATALIST_NAME, prepare_mimic_cxr
 from reclf_monai.metrics import ClassRetrievalMetric, class_precision_at_k, encode_pairs, retrieval_recall_at_k, score_all_pairs
@@ -171,13 +178,6 @@ def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run
     return run_workflow(BUNDLE, run_dir, *configs, run_id=run_id, **settings)
 
 
-def pretrained_model(checkpoint: Path) -> RECLFModel:
-    saved = load_checkpoint(checkpoint)
-    model = RECLFModel.from_settings(saved["network_settings"])
-    model.load_state_dict(saved["model"])
-    return model.eval()
-
-
 @torch.no_grad()
 def all_pair_scores(model: RECLFModel, items: list[dict], image_size: int = IMAGE_SIZE) -> torch.Tensor:
     """The pretrained scorer on every (image, report) pair of `items`, computed here without the bundle."""
@@ -198,7 +198,7 @@ def test_from_checkpoint_and_encode_pairs_score_as_the_hand_built_model(corpus, 
     assert len(items) % 2 == 1
     image_features, text_features = encode_pairs(model, items, batch_size=2)
     assert image_features["global"].shape[0] == text_features["global"].shape[0] == len(items)
-    torch.testing.assert_close(score_all_pairs(model, image_features, text_features), all_pair_scores(pretrained_model(checkpoint), items))
+    torch.testing.assert_close(score_all_pairs(model, image_features, text_features), all_pair_scores(trained_model(checkpoint), items))
 
 
 def test_evaluate_scores_every_pair_with_the_pretrained_scorer(corpus, checkpoint, tmp_path):
@@ -212,7 +212,7 @@ def test_evaluate_scores_every_pair_with_the_pretrained_scorer(corpus, checkpoin
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "class_retrieval: P@1=" in result.stdout and "pair_retrieval: R@1=" in result.stdout
 
-    model = pretrained_model(checkpoint)
+    model = trained_model(checkpoint)
     zero_shot = load_datalist(corpus / "zeroshot_5xN.json", "test")
     classes = torch.tensor([item["target"] for item in zero_shot])
     scores = all_pair_scores(model, zero_shot)
@@ -270,7 +270,7 @@ def test_inference_ranks_each_images_reports(corpus, checkpoint, tmp_path):
     assert rankings["top_k"] == 5 and rankings["shortlist_k"] == 5  # the shortlist widened to top_k: here every pair
     assert [entry["item"] for entry in rankings["images"]] == [0, 2, 3]
     assert [Path(entry["image"]) for entry in rankings["images"]] == [real_chest_dicom(), *(Path(item["image"]) for item in test_items[1:3])]
-    model = pretrained_model(checkpoint)
+    model = trained_model(checkpoint)
     scores = all_pair_scores(model, [{**item, "report": items[1]["report"]} for item in items[2:]])  # paired images x report of item 1
     for entry in rankings["images"]:
         listed = entry["reports"]
@@ -343,7 +343,7 @@ def test_network_matches_metadata_and_exports_from_inference_json_alone(checkpoi
     scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
     image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(scripted(image), pretrained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(scripted(image), trained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):

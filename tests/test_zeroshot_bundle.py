@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_testing import BUNDLES, assert_metadata_valid, assert_network_matches_metadata, export_inference_network, load_checkpoint, run_workflow, succeeded
+from bundle_testing import (
+    BUNDLES,
+    assert_metadata_valid,
+    assert_network_matches_metadata,
+    export_inference_network,
+    load_checkpoint,
+    run_workflow,
+    succeeded,
+    trained_model,
+)
 from ignite.engine import Engine
 from ignite.metrics import EpochMetric
 from monai.bundle import ConfigWorkflow
@@ -30,7 +39,7 @@ from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, 
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
 from reclf_monai.metrics import ZeroShotMetric, zero_shot_classification_metrics
 from reclf_monai.metrics.zero_shot import mean_over_prompts
-from reclf_monai.networks import RECLFModel, settings_differences
+from reclf_monai.networks import settings_differences
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
 from reclf_monai.phantom.laterality import LATERAL_FINDINGS, SIDES
 
@@ -64,13 +73,6 @@ def read_probabilities(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
     with (run_dir / "eval" / "class_probabilities.csv").open() as handle:
         reader = csv.DictReader(handle)
         return list(reader.fieldnames), list(reader)
-
-
-def trained_model(checkpoint: Path) -> RECLFModel:
-    saved = load_checkpoint(checkpoint)
-    model = RECLFModel.from_settings(saved["network_settings"])
-    model.load_state_dict(saved["model"])
-    return model.eval()
 
 
 def test_evaluate_five_classes(corpus, checkpoint, tmp_path):
