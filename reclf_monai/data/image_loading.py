@@ -213,8 +213,8 @@ class DataErrorCompose(Compose):
     last line of a traceback should see the file and the problem instead.
 
     Nested Composes and lists (e.g. :func:`chest_xray_transforms` followed by a bundle's own steps,
-    written as one JSON list) are flattened into one chain: a Compose counts as random to ``CacheDataset``,
-    which would otherwise cache nothing after it.
+    written as one JSON list) are flattened into one chain: a Compose counts as random to
+    ``CacheDataset``, which would otherwise cache nothing after it.
     """
 
     def __init__(self, transforms=None, *args, **kwargs):

@@ -266,21 +266,17 @@ def pretrained_or_untrained(
     off...), `pretrained_checkpoint` the word none.
     """
     pretrained_checkpoint = optional_path(pretrained_checkpoint, "pretrained_checkpoint")
-    network = _weights_or_baseline(network, pretrained_checkpoint, switch_on(load_pretrain, "load_pretrain"))
-    return network if device is None else network.to(device)
-
-
-def _weights_or_baseline(network: nn.Module, pretrained_checkpoint: Optional[str], load_pretrain: bool) -> nn.Module:
-    if load_pretrain:
+    if switch_on(load_pretrain, "load_pretrain"):
         if pretrained_checkpoint is None:
             raise ValueError(
                 "load_pretrain is true but no pretrained_checkpoint was given: pass --pretrained_checkpoint PATH "
                 "(reclf_pretrain's model.pt or checkpoint_epoch=E.pt), or --load_pretrain false for the untrained baseline"
             )
-        return load_pretrained_weights(network, pretrained_checkpoint)
-    source = f"the settings of {pretrained_checkpoint}" if pretrained_checkpoint is not None else "the explicit settings (no checkpoint)"
-    logger.warning("untrained baseline: random weights, network from %s (%s)", source, describe_settings(unwrap(network).settings))
-    return network
+        network = load_pretrained_weights(network, pretrained_checkpoint)
+    else:
+        source = f"the settings of {pretrained_checkpoint}" if pretrained_checkpoint is not None else "the explicit settings (no checkpoint)"
+        logger.warning("untrained baseline: random weights, network from %s (%s)", source, describe_settings(unwrap(network).settings))
+    return network if device is None else network.to(device)
 
 
 # Backbone weight files and segmentation checkpoints.
