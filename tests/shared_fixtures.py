@@ -1,6 +1,7 @@
-"""Runs and inputs that more than one test module uses (here and in research/tests): session-scoped,
-so a test session computes each at most once. A test must not change what these fixtures return
-(copy it first). Each test folder's conftest.py makes them its fixtures."""
+"""Runs and inputs that more than one test module uses (here and in research/tests). The runs and
+corpora are session-scoped, so a test session computes each at most once: a test must not change
+what they return (copy it first). The dataset download layouts (dataset_layouts.py) are written
+anew into each test's own folder. Each test folder's conftest.py makes them its fixtures."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 @pytest.fixture(scope="session")
 def pretraining_corpus(tmp_path_factory) -> Path:
     """The tiny IU-Phantom of the pretraining tests, also the corpus of the classification,
-    retrieval and grounding bundle tests: 80 IU reports at test_pretrain_bundle's image size (64),
+    retrieval and grounding bundle tests: 80 IU reports at pretrain_testing's image size (64),
     49 training, 6 validation, 24 test items, one zero-shot image per class."""
-    from test_pretrain_bundle import IMAGE_SIZE  # imported here: collecting other tests stays light
+    from pretrain_testing import IMAGE_SIZE  # imported here: collecting other tests stays light
 
     from reclf_monai.phantom import build_corpus
 
@@ -58,10 +59,37 @@ def tiny_pretraining_checkpoint_seed1(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def two_process_pretraining(pretraining_corpus, tmp_path_factory) -> SimpleNamespace:
     """reclf_pretrain's train.json + multi_gpu_train.json under ``torchrun --standalone
-    --nproc_per_node 2`` with the tiny settings of test_pretrain_bundle (4 items per rank and step)
+    --nproc_per_node 2`` with the tiny settings of pretrain_testing (4 items per rank and step)
     on `pretraining_corpus`. `overrides`: the settings passed on top of those tiny ones."""
-    from test_pretrain_bundle import run_bundle
+    from pretrain_testing import run_bundle
 
     run_dir, overrides = tmp_path_factory.mktemp("two_process_pretraining"), {"batch_size": 4}
     result = run_bundle(run_dir, pretraining_corpus, "train", "multi_gpu_train", processes=2, **overrides)
     return SimpleNamespace(corpus=pretraining_corpus, run_dir=run_dir, result=result, overrides=overrides)
+
+
+@pytest.fixture
+def rsna(tmp_path) -> Path:
+    """The RSNA Pneumonia download layout (dataset_layouts.write_rsna_layout): DICOMs of 12 x 16
+    pixels and the box table."""
+    from dataset_layouts import write_rsna_layout
+
+    return write_rsna_layout(tmp_path / "rsna")
+
+
+@pytest.fixture
+def siim(tmp_path) -> Path:
+    """The SIIM-ACR Pneumothorax download as Kaggle ships it (dataset_layouts.write_siim_layout):
+    DICOMs of 12 x 16 pixels and the RLE table."""
+    from dataset_layouts import write_siim_layout
+
+    return write_siim_layout(tmp_path / "siim")
+
+
+@pytest.fixture
+def mimic(tmp_path) -> Path:
+    """The MIMIC-CXR-JPG download layout (dataset_layouts.write_mimic_layout): tables, JPEGs and
+    report files of 13 images."""
+    from dataset_layouts import write_mimic_layout
+
+    return write_mimic_layout(tmp_path / "mimic-cxr-jpg")

@@ -29,13 +29,11 @@ from bundle_testing import (
     scalars,
     succeeded,
 )
+from dataset_layouts import COVIDX_TEST, COVIDX_TRAIN, covidx_list
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 from sample_files import real_chest_dicom
 from sklearn.metrics import roc_auc_score
-from test_prepare_covidx import TEST as COVIDX_TEST
-from test_prepare_covidx import TRAIN as COVIDX_TRAIN
-from test_prepare_covidx import lines as covidx_list
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.covidx import CLASS_NAMES as COVIDX_CLASSES
@@ -279,8 +277,8 @@ def test_metadata_validates_against_monai_schema(tmp_path):
 
 @pytest.fixture(scope="module")
 def covidx(tmp_path_factory) -> Path:
-    """The COVIDx list-file fixture of test_prepare_covidx with real images (a grey level per
-    class), prepared by scripts/prepare_covidx.py's function: DATA/covidx.json."""
+    """The COVIDx list files of dataset_layouts (test_prepare_covidx's fixture) with real images
+    (a grey level per class), prepared by scripts/prepare_covidx.py's function: DATA/covidx.json."""
     folder = tmp_path_factory.mktemp("covidx")
     root = folder / "COVIDx"
     rng = np.random.default_rng(0)

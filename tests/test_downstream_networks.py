@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_checkpoints import save_checkpoint, tiny_model
+from tiny_models import tiny_one_layer_model
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.networks import (
@@ -11,13 +11,14 @@ from reclf_monai.networks import (
     PretrainedUNet,
     load_image_encoder,
     load_pretrained_weights,
+    save_checkpoint,
 )
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """A tiny RECLF model (ResNet-18 at 64 px) with non-default weights, saved as reclf_pretrain does."""
-    model = tiny_model("reclf")
+    model = tiny_one_layer_model("reclf")
     with torch.no_grad():
         for parameter in model.image_encoder.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
@@ -94,7 +95,7 @@ def test_unet_skip_connections_come_from_every_stage_of_the_pretrained_resnet(pr
 
 
 def test_unet_refuses_a_vit_encoder(tmp_path):
-    model = tiny_model()
+    model = tiny_one_layer_model()
     model.settings["image_encoder"]["backbone"] = "vit"  # a checkpoint whose encoder is a ViT
     path = save_checkpoint(model, tmp_path / "vit.pt")
     with pytest.raises(ValueError, match=r"ResNet encoder.*'vit'.*vit\.pt"):

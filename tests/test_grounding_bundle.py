@@ -27,7 +27,6 @@ from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
 from PIL import Image
 from sample_files import real_chest_dicom
-from test_prepare_rsna_siim import rsna  # noqa: F401  (the RSNA download layout, a pytest fixture)
 
 from reclf_monai.data import (
     DataError,
@@ -42,7 +41,13 @@ from reclf_monai.data import (
 )
 from reclf_monai.data.image_loading import read_display_intensities
 from reclf_monai.data.preparation.rsna_pneumonia import SEGMENTATION_DATALIST, prepare_rsna_pneumonia
-from reclf_monai.metrics import ContrastToNoiseRatioMetric, PointingGameMetric, contrast_to_noise_ratio, grounding_summary, pointing_game
+from reclf_monai.metrics import (
+    ContrastToNoiseRatioMetric,
+    PointingGameMetric,
+    contrast_to_noise_ratio,
+    grounding_summary,
+    pointing_game,
+)
 from reclf_monai.networks import LocalMatching, phrase_heatmap, phrase_heatmaps
 
 pytestmark = pytest.mark.end_to_end
@@ -271,7 +276,7 @@ def test_evaluate_scores_each_findings_heatmap_against_its_region(corpus, checkp
     assert metrics["all"]["region_fraction"] == pytest.approx(np.mean([item["region_fraction"] for item in items]))
 
 
-def test_evaluate_on_rsna_boxes_with_the_phrase_pneumonia(rsna, corpus, checkpoint, tmp_path):  # noqa: F811
+def test_evaluate_on_rsna_boxes_with_the_phrase_pneumonia(rsna, corpus, checkpoint, tmp_path):
     """The segmentation datalist that scripts/prepare_rsna.py writes (DICOMs of 12 x 16 pixels,
     box masks): heatmaps go back from the padded network input to the DICOM's rows and columns."""
     prepare_rsna_pneumonia(rsna, tmp_path / "data")

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from bundle_testing import images, texts
 from ignite.engine import Engine
 from monai.data import DataLoader, MetaTensor
 from monai.engines import PrepareBatchExtraInput, SupervisedEvaluator
-from torch.utils.tensorboard import SummaryWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from bundle_testing import images, texts
+from tiny_models import ONE_LAYER_BERT
+from torch.utils.tensorboard import SummaryWriter
 
 from reclf_monai.data import TokenizeReportd
 from reclf_monai.handlers import (
@@ -167,7 +167,6 @@ def test_image_embeddings_without_file_names_are_refused(tmp_path):
 
 # ------------------------------------------------------------------ TensorBoard images
 
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 REPORTS = ["small left pleural effusion", "no pneumothorax"]
 
 
@@ -177,7 +176,7 @@ def _tiny_evaluator(aggregation: str) -> SupervisedEvaluator:
     torch.manual_seed(0)
     model = RECLFModel(
         ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=64),
-        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT, max_length=16),
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=ONE_LAYER_BERT, max_length=16),
         aggregation,
         match_dim=8,
         relation_heads=2,

@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_testing import with_centred_logits
 from PIL import Image
 from sample_files import real_chest_dicom
-from test_segmentation_bundle import IMAGE_SIZE, run_in_process
-
-from bundle_testing import with_centred_logits
+from segmentation_testing import IMAGE_SIZE, run_in_process
 
 from reclf_monai.data import ToXYOrderd, load_datalist
 from reclf_monai.data.image_loading import read_display_intensities

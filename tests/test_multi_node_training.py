@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pretrain_bundle import BUNDLE, CONFIGS, SMALL, config_files
-
 from bundle_testing import event_files, load_checkpoint, scalars, succeeded
+from pretrain_testing import BUNDLE, CONFIGS, SMALL, config_files
 
 pytestmark = pytest.mark.end_to_end
 

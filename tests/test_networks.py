@@ -3,6 +3,7 @@
 import pytest
 import torch
 from monai.networks.utils import convert_to_torchscript
+from tiny_models import EMBED, REPORTS, TWO_LAYER_BERT, VARIED_REPORTS, tiny_text_encoder, tiny_two_layer_model, tokenize
 from transformers import AutoTokenizer
 
 from reclf_monai.data.errors import DataError
@@ -12,32 +13,6 @@ from reclf_monai.networks import AGGREGATIONS, ImageEncoder, RECLFModel, TextEnc
 from reclf_monai.networks.length_groups import by_length_groups
 
 torch.set_num_threads(1)
-
-EMBED = 16
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-REPORTS = ["No pleural effusion.", "Opacity in the right upper lobe.", "Mild cardiomegaly.", "Normal chest, no acute disease."]
-
-
-def tokenize(texts, max_length=12):
-    tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
-    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
-    return encoded["input_ids"], encoded["attention_mask"]
-
-
-def tiny_text_encoder(**kwargs):
-    return TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TINY_BERT, **kwargs)
-
-
-def tiny_model(aggregation="reclf", **kwargs):
-    torch.manual_seed(0)
-    return RECLFModel(
-        ImageEncoder("resnet18", in_channels=1, embed_dim=EMBED),
-        tiny_text_encoder(),
-        aggregation,
-        match_dim=8,
-        relation_heads=2,
-        **kwargs,
-    )
 
 
 def images(batch=4, size=64):
@@ -147,15 +122,6 @@ def test_padding_does_not_change_text_features():
     assert torch.allclose(short["tokens"][short["word_mask"]], long["tokens"][long["word_mask"]], atol=1e-5)
 
 
-VARIED_REPORTS = REPORTS + [
-    "Heart size is normal. The lungs are clear without focal consolidation, effusion or pneumothorax.",
-    "Stable.",
-    "There is a small left pleural effusion with adjacent atelectasis; no pneumothorax is seen.",
-    "Clear lungs.",
-    "Degenerative changes of the thoracic spine. Calcified granuloma in the right upper lobe.",
-]
-
-
 @pytest.mark.parametrize("report_dim", [0, 1])
 def test_length_groups_put_outputs_back_in_report_order_zero_padded(report_dim):
     lengths = torch.tensor([5, 1, 8, 3, 8, 2, 6])
@@ -197,7 +163,7 @@ def test_text_length_groups_equal_one_padded_pass():
 
 
 def test_frozen_text_layers_stay_in_eval_mode_in_training():
-    model = tiny_model()
+    model = tiny_two_layer_model()
     model.text_encoder.freeze_lower_layers(1)
     model.train()
     text = model.text_encoder.model
@@ -230,7 +196,7 @@ def test_cls_attention_is_a_distribution_over_real_tokens():
 
 def test_text_encoder_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="need pretrained=False"):
-        TextEncoder(config_overrides=TINY_BERT)
+        TextEncoder(config_overrides=TWO_LAYER_BERT)
     with pytest.raises(FileNotFoundError, match="not found"):
         TextEncoder(tmp_path / "no_such_model")
 
@@ -239,7 +205,7 @@ def test_text_encoder_argument_errors(tmp_path):
 
 
 def test_image_only_forward_gives_unit_embeddings_and_traces_for_export(tmp_path):
-    model = tiny_model().eval()
+    model = tiny_two_layer_model().eval()
     embedding = model(images())
     assert embedding.shape == (4, EMBED)
     assert torch.allclose(embedding.norm(dim=-1), torch.ones(4), atol=1e-5)
@@ -253,7 +219,7 @@ def test_image_only_forward_gives_unit_embeddings_and_traces_for_export(tmp_path
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 def test_forward_returns_logits_for_all_pairs(aggregation):
-    model = tiny_model(aggregation)
+    model = tiny_two_layer_model(aggregation)
     output = model(images(), *tokenize(REPORTS))
     assert output["global_logits"].shape == (4, 4)
     assert torch.allclose(output["global_temperature"], torch.tensor(0.07))
@@ -268,7 +234,7 @@ def test_forward_returns_logits_for_all_pairs(aggregation):
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
 def test_each_aggregation_trains_on_a_fixed_batch(aggregation):
-    model = tiny_model(aggregation)
+    model = tiny_two_layer_model(aggregation)
     loss_function = ContrastiveLoss()
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     batch = (images(), *tokenize(REPORTS))
@@ -283,7 +249,7 @@ def test_each_aggregation_trains_on_a_fixed_batch(aggregation):
 
 
 def test_global_only_ignores_the_local_side():
-    model = tiny_model("global_only").eval()
+    model = tiny_two_layer_model("global_only").eval()
     assert not model.image_encoder.local_projection.weight.requires_grad
     assert not model.text_encoder.token_projection.weight.requires_grad
     batch = (images(), *tokenize(REPORTS))
@@ -299,7 +265,7 @@ def test_global_only_ignores_the_local_side():
 
 
 def test_reclf_gradients_reach_both_encoders_and_the_relation_modules():
-    model = tiny_model("reclf")
+    model = tiny_two_layer_model("reclf")
     ContrastiveLoss()(model(images(), *tokenize(REPORTS))).backward()
     for name, parameter in [
         ("image backbone", model.image_encoder.features.backbone.conv1.weight),
@@ -312,7 +278,7 @@ def test_reclf_gradients_reach_both_encoders_and_the_relation_modules():
 
 
 def test_relation_modules_get_their_own_learning_rate():
-    model = tiny_model("reclf")
+    model = tiny_two_layer_model("reclf")
     trainable = {id(parameter) for parameter in model.parameters() if parameter.requires_grad}
     relation = {id(parameter) for parameter in model.local_matching.parameters()}
     groups = model.parameter_groups(1e-4, relation_lr_scale=10)
@@ -322,7 +288,7 @@ def test_relation_modules_get_their_own_learning_rate():
     assert all(parameter.requires_grad for group in groups for parameter in group["params"])
     single = model.parameter_groups(1e-4)
     assert len(single) == 1 and single[0]["lr"] == 1e-4 and {id(parameter) for parameter in single[0]["params"]} == trainable
-    assert len(tiny_model("lse").parameter_groups(1e-4, relation_lr_scale=10)) == 1  # no relation modules
+    assert len(tiny_two_layer_model("lse").parameter_groups(1e-4, relation_lr_scale=10)) == 1  # no relation modules
     optimizer = torch.optim.AdamW(groups, lr=1e-4)
     ContrastiveLoss()(model(images(), *tokenize(REPORTS))).backward()
     irm_output = model.local_matching.irm.importance[-1].weight
@@ -336,7 +302,7 @@ def test_relation_modules_get_their_own_learning_rate():
 
 
 def test_the_pretrained_text_transformer_gets_its_own_learning_rate():
-    model = tiny_model("reclf")
+    model = tiny_two_layer_model("reclf")
     trainable = {id(parameter) for parameter in model.parameters() if parameter.requires_grad}
     transformer = {id(parameter) for parameter in model.text_encoder.model.parameters() if parameter.requires_grad}
     relation = {id(parameter) for parameter in model.local_matching.parameters()}
@@ -355,14 +321,14 @@ def test_the_pretrained_text_transformer_gets_its_own_learning_rate():
 
 
 def test_fixed_importance_switches_the_text_encoder_to_cls_attention():
-    model = tiny_model("fixed_importance")
+    model = tiny_two_layer_model("fixed_importance")
     assert model.text_encoder.returns_cls_attention
     text = model.encode_text(*tokenize(REPORTS))
     assert text["cls_attention"].shape == (4, 12)
 
 
 def test_similarity_scores_images_against_any_number_of_prompts():
-    model = tiny_model("reclf").eval()
+    model = tiny_two_layer_model("reclf").eval()
     with torch.no_grad():
         scores = model.similarity(model.encode_image(images(batch=3)), model.encode_text(*tokenize(REPORTS + ["Pneumothorax."])))
     assert scores["global"].shape == scores["local"].shape == (3, 5)
@@ -370,7 +336,7 @@ def test_similarity_scores_images_against_any_number_of_prompts():
 
 
 def test_model_runs_under_cpu_bfloat16_autocast():
-    model = tiny_model("reclf")
+    model = tiny_two_layer_model("reclf")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = model(images(), *tokenize(REPORTS))
         loss = ContrastiveLoss()(output)
@@ -383,4 +349,4 @@ def test_encoders_must_share_the_joint_dimension():
     with pytest.raises(ValueError, match="share embed_dim"):
         RECLFModel(ImageEncoder("resnet18", embed_dim=8), tiny_text_encoder())
     with pytest.raises(ValueError, match="unknown aggregation"):
-        tiny_model("max")
+        tiny_two_layer_model("max")

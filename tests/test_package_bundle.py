@@ -27,7 +27,7 @@ import pytest
 import torch
 from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, with_centred_logits
 from PIL import Image
-from test_segmentation_bundle import run_in_process
+from segmentation_testing import run_in_process
 
 from reclf_monai.networks import PretrainedUNet
 from scripts import package_bundle

@@ -2,6 +2,7 @@ import csv
 import json
 
 import pytest
+from dataset_layouts import CHEXPERT_HEADER, chexpert_row, chexpert_train_rows, write_chexpert_csv
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.chexpert import (
@@ -12,63 +13,19 @@ from reclf_monai.data.preparation.chexpert import (
 )
 from reclf_monai.data.preparation.tables import read_table
 
-HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *OBSERVATIONS]
-CANDIDATES_PER_CLASS = 6
-
-
-def row(path, view="Frontal", **labels):
-    values = {name.replace(" ", "_"): value for name, value in labels.items()}
-    return [path, "Female", "60", view, "AP" if view == "Frontal" else "",
-            *(values.get(name.replace(" ", "_"), "") for name in OBSERVATIONS)]  # fmt: skip
-
-
-def train_rows():
-    rows, patient = [], 0
-
-    def path(view="frontal", image="study1/view1"):
-        """A new patient's first image, or with `image` another image of the last patient."""
-        nonlocal patient
-        patient += image == "study1/view1"
-        return f"CheXpert-v1.0-small/train/patient{patient:05d}/{image}_{view}.jpg"
-
-    for name in COMPETITION_CLASSES:  # eligible for 5x200: the only positive, others 0.0 or blank
-        for i in range(CANDIDATES_PER_CLASS):
-            rows.append(row(path(), **{name.replace(" ", "_"): "1.0", "No_Finding": "" if i % 2 else "0.0"}))
-            rows.append(row(path(image="study2/view1"), No_Finding="1.0"))  # a later study, not eligible
-    rows.append(row(path(), Atelectasis="1.0", Edema="1.0"))  # two positives
-    rows.append(row(path(), Cardiomegaly="1.0", Support_Devices="1.0"))  # eligible only by the loose rule
-    rows.append(row(path(), Consolidation="1.0", Lung_Opacity="-1.0"))  # uncertain other observation
-    rows.append(row(path(), Pleural_Effusion="1.0", Atelectasis="-1.0"))  # uncertain competition class
-    rows.append(row(path("lateral"), "Lateral", Edema="1.0"))  # lateral view
-    rows.append(row(path(), Atelectasis="-1.0", Cardiomegaly="-1.0", Consolidation="-1.0", Edema="-1.0",
-                    Pleural_Effusion="-1.0"))  # all uncertain  # fmt: skip
-    for i in range(12):  # patients with one or two frontal images and a lateral one
-        rows.append(row(path(), No_Finding="1.0"))
-        rows.append(row(path("lateral", "study1/view2"), "Lateral", No_Finding="1.0"))
-        if i % 2:
-            rows.append(row(path(image="study2/view1"), No_Finding="1.0"))
-    return rows
-
-
-def write_csv(path, rows, header=HEADER):
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
 
 @pytest.fixture
 def chexpert(tmp_path):
     root = tmp_path / "CheXpert-v1.0-small"
     root.mkdir()
     valid = [
-        row("CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", Edema="1.0", Cardiomegaly="0.0"),
-        row("CheXpert-v1.0-small/valid/patient64541/study1/view2_lateral.jpg", "Lateral", Edema="1.0"),
-        row("CheXpert-v1.0-small/valid/patient64542/study1/view1_frontal.jpg", Atelectasis="0.0"),
+        chexpert_row("CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", Edema="1.0", Cardiomegaly="0.0"),
+        chexpert_row("CheXpert-v1.0-small/valid/patient64541/study1/view2_lateral.jpg", "Lateral", Edema="1.0"),
+        chexpert_row("CheXpert-v1.0-small/valid/patient64542/study1/view1_frontal.jpg", Atelectasis="0.0"),
     ]
-    write_csv(root / "train.csv", train_rows())
-    write_csv(root / "valid.csv", valid)
-    for entry in [*train_rows(), *valid]:
+    write_chexpert_csv(root / "train.csv", chexpert_train_rows())
+    write_chexpert_csv(root / "valid.csv", valid)
+    for entry in [*chexpert_train_rows(), *valid]:
         image = root / entry[0].split("/", 1)[1]
         image.parent.mkdir(parents=True, exist_ok=True)
         image.write_bytes(b"")
@@ -95,7 +52,7 @@ def test_five_by_200_rules(chexpert, tmp_path):
     report, classification, five = run(chexpert, tmp_path)
     assert five["class_names"] == list(COMPETITION_CLASSES)
     assert [item["target"] for item in five["test"]] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    labels = {r["Path"].split("/", 1)[1]: r for r in read_table(chexpert / "train.csv", HEADER)}
+    labels = {r["Path"].split("/", 1)[1]: r for r in read_table(chexpert / "train.csv", CHEXPERT_HEADER)}
     for item in five["test"]:
         source = labels[relative(item)]
         assert source["Frontal/Lateral"] == "Frontal"
@@ -121,7 +78,7 @@ def test_no_patient_is_in_two_splits(chexpert, tmp_path, seed):
             assert not patients[first] & patients[second], (first, second)
     # Every frontal image of train.csv is in 5x200, training or validation, or counted as left out
     # because its patient has a 5x200 image (here: the later study of each 5x200 patient).
-    frontal_train = {r["Path"].split("/", 1)[1] for r in read_table(chexpert / "train.csv", HEADER)
+    frontal_train = {r["Path"].split("/", 1)[1] for r in read_table(chexpert / "train.csv", CHEXPERT_HEADER)
                      if r["Frontal/Lateral"] == "Frontal"}  # fmt: skip
     written = {relative(item) for item in [*five["test"], *classification["training"], *classification["validation"]]}
     left_out = frontal_train - written
@@ -143,7 +100,7 @@ def test_five_by_200_is_deterministic_with_the_seed(chexpert, tmp_path):
 
 
 def test_sample_rules(chexpert):
-    rows = read_table(chexpert / "train.csv", HEADER)
+    rows = read_table(chexpert / "train.csv", CHEXPERT_HEADER)
     # One more clean candidate for the three classes without a loose-rule-only candidate.
     for name in ("Atelectasis", "Edema", "Pleural Effusion"):
         clean = next(r for r in rows if r[name] == "1.0")
@@ -191,25 +148,27 @@ def test_validation_has_exactly_the_asked_number_of_images_of_the_kept_views(che
 
 
 def test_path_without_patient_and_test_patient_in_training_are_errors(chexpert, tmp_path):
-    rows = train_rows()
+    rows = chexpert_train_rows()
     rows[0][0] = "CheXpert-v1.0-small/train/study1/view1_frontal.jpg"
-    write_csv(chexpert / "train.csv", rows)
+    write_chexpert_csv(chexpert / "train.csv", rows)
     with pytest.raises(DataError, match=r"train.csv: row with Path CheXpert-v1.0-small/train/study1/view1_frontal.jpg: "
                                         r"no patientNNNNN folder"):  # fmt: skip
         run(chexpert, tmp_path)
-    rows = train_rows()
+    rows = chexpert_train_rows()
     rows[-1][0] = "CheXpert-v1.0-small/train/patient64541/study1/view1_frontal.jpg"
-    write_csv(chexpert / "train.csv", rows)
+    write_chexpert_csv(chexpert / "train.csv", rows)
     with pytest.raises(DataError, match=r"valid.csv: patient patient64541 also has images in .*train.csv"):
         run(chexpert, tmp_path)
 
 
 def test_missing_column_and_bad_value(chexpert, tmp_path):
-    rows = train_rows()
-    write_csv(chexpert / "train.csv", [r[:3] + r[4:] for r in rows], [h for h in HEADER if h != "Frontal/Lateral"])
+    rows = chexpert_train_rows()
+    write_chexpert_csv(
+        chexpert / "train.csv", [r[:3] + r[4:] for r in rows], [h for h in CHEXPERT_HEADER if h != "Frontal/Lateral"]
+    )
     with pytest.raises(DataError, match=r"train.csv: missing column\(s\) \['Frontal/Lateral'\]"):
         run(chexpert, tmp_path)
-    rows[0][HEADER.index("Edema")] = "maybe"
-    write_csv(chexpert / "train.csv", rows)
+    rows[0][CHEXPERT_HEADER.index("Edema")] = "maybe"
+    write_chexpert_csv(chexpert / "train.csv", rows)
     with pytest.raises(DataError, match="Edema is 'maybe'"):
         run(chexpert, tmp_path)

@@ -1,20 +1,15 @@
 import gzip
-import importlib.util
 
 import numpy as np
 import pytest
 from PIL import Image
+from repository import load_script
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.files import find_missing, index_by_stem, relative_path
 from reclf_monai.data.preparation.masks import boxes_to_mask, write_mask
 from reclf_monai.data.preparation.splits import draw_groups, holdout_split, sample_positions, train_validation_split
 from reclf_monai.data.preparation.tables import locate_table, read_table
-
-
-
-def load_script(name):
-    return importlib.import_module(f"scripts.{name}")
 
 
 def test_read_table_strips_names_and_values_and_reads_gzip(tmp_path):

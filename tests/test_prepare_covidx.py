@@ -2,40 +2,19 @@ import json
 import logging
 
 import pytest
+from dataset_layouts import COVIDX_TEST, COVIDX_TRAIN, covidx_list
 
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.preparation.covidx import CLASS_NAMES, prepare_covidx, read_image_list
 from reclf_monai.data.preparation.splits import train_validation_split
 
-# (patient_id, filename, class, source); the source column is absent in older releases, and
-# the 7A/8A lists have patient ids with a space ("COVID 6").
-TRAIN = [
-    ("1", "a.png", "normal", "rsna"),
-    ("2", "b.png", "pneumonia", "rsna"),
-    ("3", "SARS-10.1148rg.242035193-g04mr34g0-Fig8a-day0.jpeg", "COVID-19", "cohen"),
-    ("4", "d.jpg", "covid-19", "actualmed"),
-    ("5", "e.png", "Pneumonia", "sirm"),
-    ("COVID 6", "COVID(6).png", "COVID-19", "sirm"),
-    ("7", "g.png", "normal", None),
-    ("8", "h.png", "pneumonia", "rsna"),
-    ("9", "i.png", "normal", "rsna"),
-    ("COVID 10", "COVID(10).png", "COVID-19", None),
-]
-TEST = [("20", "t1.png", "NORMAL", "rsna"), ("COVID 70", "COVID(70).png", "COVID-19", "sirm"),
-        ("22", "t3.png", "pneumonia", "rsna")]  # fmt: skip
-
-
-def lines(entries):
-    """The list file's text, ending in a blank line as some releases do."""
-    return "\n".join(" ".join(field for field in entry if field) for entry in entries) + "\n\n"
-
 
 @pytest.fixture
 def covidx(tmp_path):
     root = tmp_path / "COVIDx"
-    for folder, entries in (("train", TRAIN), ("test", TEST)):
+    for folder, entries in (("train", COVIDX_TRAIN), ("test", COVIDX_TEST)):
         (root / folder).mkdir(parents=True)
-        (root / f"{folder}.txt").write_text(lines(entries))
+        (root / f"{folder}.txt").write_text(covidx_list(entries))
         for entry in entries:
             (root / folder / entry[1]).write_bytes(b"")
     return root
@@ -71,11 +50,11 @@ def test_datalist_splits_and_targets(covidx, tmp_path):
     assert [(i["image"], i["target"], i["patient_id"]) for i in content["test"]] == [
         ("../COVIDx/test/t1.png", 0, "20"), ("../COVIDx/test/COVID(70).png", 2, "COVID 70"),
         ("../COVIDx/test/t3.png", 1, "22")]  # fmt: skip
-    training, validation = train_validation_split(len(TRAIN), 0.2, seed=0)
-    assert [i["patient_id"] for i in content["validation"]] == [TRAIN[p][0] for p in validation]
+    training, validation = train_validation_split(len(COVIDX_TRAIN), 0.2, seed=0)
+    assert [i["patient_id"] for i in content["validation"]] == [COVIDX_TRAIN[p][0] for p in validation]
     assert len(content["training"]) == 8 and len(content["validation"]) == 2
     assert {i["image"] for i in content["training"] + content["validation"]} == {
-        f"../COVIDx/train/{entry[1]}" for entry in TRAIN}
+        f"../COVIDx/train/{entry[1]}" for entry in COVIDX_TRAIN}
     assert report.counts["test_COVID-19"] == 1 and report.counts["missing_images_skipped"] == 0
 
 
@@ -94,7 +73,7 @@ def test_malformed_line_and_missing_image(covidx, tmp_path):
     (covidx / "test.txt").write_text("20 t1.png\n")
     with pytest.raises(DataError, match="line 1: expected 'patient_id filename class"):
         prepare_covidx(covidx, tmp_path / "out")
-    (covidx / "test.txt").write_text(lines(TEST))
+    (covidx / "test.txt").write_text(covidx_list(COVIDX_TEST))
     (covidx / "test" / "t3.png").unlink()
     with pytest.raises(DataError, match="t3.png: image not found"):
         prepare_covidx(covidx, tmp_path / "out")

@@ -1,50 +1,14 @@
-import csv
-import gzip
 import json
 import logging
 
 import pytest
-from PIL import Image
+from dataset_layouts import write_csv
+from repository import load_script
 
 from reclf_monai.data.datalist import load_datalist
 from reclf_monai.data.errors import DataError
-from reclf_monai.data.preparation.chexpert import OBSERVATIONS
 from reclf_monai.data.preparation.mimic_cxr import prepare_mimic_cxr
 
-from test_prepare_common import load_script
-
-# (dicom_id, subject_id, study_id, ViewPosition, official split)
-IMAGES = [
-    ("d1", "10000032", "50000001", "PA", "train"),
-    ("d2", "10000032", "50000001", "LATERAL", "train"),
-    ("d3", "10000032", "50000002", "AP", "train"),
-    ("d4", "10000032", "50000003", "PA", "train"),  # report without FINDINGS / IMPRESSION
-    ("d5", "10000032", "50000004", "PA", "train"),  # no report file
-    ("d6", "11000011", "51000001", "PA", "validate"),
-    ("d7", "12000012", "52000001", "AP", "test"),
-    ("d8", "12000012", "52000001", "LL", "test"),
-    # findings or impression only under headers other than FINDINGS / IMPRESSION
-    ("d9", "10000032", "50000005", "PA", "train"),
-    ("d10", "10000032", "50000006", "PA", "train"),
-    ("d11", "13000013", "53000001", "AP", "train"),
-    ("d12", "11000011", "51000002", "PA", "validate"),
-    ("d13", "12000012", "52000002", "AP", "test"),
-]
-FINAL = "                                 FINAL REPORT\n"  # first line of every MIMIC-CXR report file
-REPORTS = {
-    "50000001": "EXAMINATION: CHEST PA AND LAT\n\nFINDINGS:\n There is a small left\n pleural effusion.\n"
-    "\n IMPRESSION:  Small left effusion, ___ informed.\n",
-    "50000002": "INDICATION: ___ with cough\n\nIMPRESSION: No acute cardiopulmonary process.\n",
-    "50000003": "INDICATION: Fever.\n\nCOMPARISON: None.\n",
-    "51000001": "FINDINGS: Heart size is normal.\nIMPRESSION: Normal chest.\n",
-    "52000001": "Findings : Right upper lobe opacity.\n",
-    "50000005": FINAL + " INDICATION:  Dyspnea.\n\n CHEST, TWO VIEWS:  The heart is mildly enlarged.\n\n"
-    " IMPRESSION:  Mild cardiomegaly.\n",
-    "50000006": FINAL + " HISTORY:  Cough.\n\n PA AND LATERAL VIEWS OF THE CHEST:  Lungs are clear.\n",
-    "53000001": FINAL + " REASON FOR EXAMINATION:  Fever.\n\n FINDINGS AND IMPRESSION:  Right lower lobe pneumonia.\n",
-    "51000002": FINAL + " COMPARISON:  None.\n\n FINDINGS/IMPRESSION:  No acute process.\n",
-    "52000002": FINAL + " PORTABLE AP CHEST:  Line ends in the SVC.\n\n IMPRESSOIN:  Line in place.\n",
-}
 EXPECTED_REPORTS = {
     "d1": "There is a small left pleural effusion. Small left effusion, informed.",
     "d3": "No acute cardiopulmonary process.",
@@ -56,8 +20,8 @@ EXPECTED_REPORTS = {
     "d12": "No acute process.",
     "d13": "Line ends in the SVC. Line in place.",
 }
-# REPORTS as a sectioned CSV (study, impression, findings); for the texts in the layout of the report
-# files (FINAL + ...), these are the values the MIMIC-CXR code's create_section_files.py writes.
+# dataset_layouts.MIMIC_REPORTS as a sectioned CSV (study, impression, findings); for the texts in the
+# layout of the report files (MIMIC_FINAL + ...), these are the values the MIMIC-CXR code's create_section_files.py writes.
 SECTIONED = [
     ("s50000001", "Small left effusion, ___ informed.", "There is a small left\n pleural effusion."),
     ("s50000002", "No acute cardiopulmonary process.", ""),
@@ -70,39 +34,6 @@ SECTIONED = [
     ("s51000002", "No acute process.", ""),
     ("s52000002", "Line in place.", "Line ends in the SVC."),
 ]
-
-
-def write_csv(path, header, rows, compress=False):
-    opener = gzip.open if compress else open
-    with opener(path, "wt", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-@pytest.fixture
-def mimic(tmp_path):
-    root = tmp_path / "mimic-cxr-jpg"
-    root.mkdir()
-    write_csv(
-        root / "mimic-cxr-2.0.0-metadata.csv.gz",
-        ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns"],
-        [(d, s, st, "CHEST (PA AND LAT)", view, 3, 4) for d, s, st, view, _ in IMAGES],
-        compress=True,
-    )
-    write_csv(root / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"],
-              [(d, st, s, split) for d, s, st, _, split in IMAGES])
-    labels = {"50000001": {"Pleural Effusion": "1.0", "Edema": "-1.0"}, "51000001": {"No Finding": "1.0"}}
-    write_csv(root / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *OBSERVATIONS],
-              [(s, st, *(labels.get(st, {}).get(name, "") for name in OBSERVATIONS))
-               for _, s, st, _, _ in IMAGES])
-    for d, s, st, _, _ in IMAGES:
-        folder = root / "files" / f"p{s[:2]}" / f"p{s}" / f"s{st}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.new("L", (4, 3)).save(folder / f"{d}.jpg")
-        if st in REPORTS:
-            (folder.parent / f"s{st}.txt").write_text(REPORTS[st])
-    return root
 
 
 def test_frontal_reports_official_split_and_counts(mimic, tmp_path):

@@ -1,47 +1,17 @@
 """RSNA Pneumonia and SIIM-ACR Pneumothorax: DICOM images, masks written from boxes / RLE."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from dataset_layouts import RSNA_BOXES, RSNA_SIIM_SHAPE, siim_masks, write_dicom
 
 from reclf_monai.data.datalist import load_datalist
 from reclf_monai.data.errors import DataError
 from reclf_monai.data.image_loading import read_display_intensities, read_image_2d
 from reclf_monai.data.preparation.files import dicom_shape
-from reclf_monai.data.preparation.masks import boxes_to_mask
-from reclf_monai.data.preparation.rle import encode_rle
 from reclf_monai.data.preparation.rsna_pneumonia import prepare_rsna_pneumonia
 from reclf_monai.data.preparation.siim_pneumothorax import prepare_siim_pneumothorax
-
-SHAPE = (12, 16)  # rows != columns, so a transposed mask cannot pass
-
-
-def write_dicom(path, mask, uid):
-    """A MONOCHROME2 CR image: 100 outside `mask`, 1000 inside, so its bright pixels mark the mask."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID, dataset.SOPInstanceUID, dataset.Modality = meta.MediaStorageSOPClassUID, uid, "CR"
-    dataset.Rows, dataset.Columns = mask.shape
-    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 12, 11, 0
-    dataset.PixelData = np.where(mask, 1000, 100).astype("<u2").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dataset.save_as(path, enforce_file_format=True)
-
-
-def write_csv(path, header, rows):
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def assert_masks_align_with_images(datalist, splits=("training", "validation", "test")):
@@ -50,7 +20,7 @@ def assert_masks_align_with_images(datalist, splits=("training", "validation", "
     for split in splits:
         for item in load_datalist(datalist, split):
             image, mask = read_image_2d(item["image"]), read_display_intensities(item["label"])
-            assert mask.shape == image.shape == SHAPE
+            assert mask.shape == image.shape == RSNA_SIIM_SHAPE
             np.testing.assert_array_equal(mask >= 0.5, image > 0.5)
             assert item["target"] == int(mask.any())
             checked += 1
@@ -58,36 +28,14 @@ def assert_masks_align_with_images(datalist, splits=("training", "validation", "
 
 
 def test_dicom_shape_reads_rows_and_columns(tmp_path):
-    write_dicom(tmp_path / "a.dcm", np.zeros(SHAPE, dtype=bool), "1.2.3")
-    assert dicom_shape(tmp_path / "a.dcm") == SHAPE
+    write_dicom(tmp_path / "a.dcm", np.zeros(RSNA_SIIM_SHAPE, dtype=bool), "1.2.3")
+    assert dicom_shape(tmp_path / "a.dcm") == RSNA_SIIM_SHAPE
     (tmp_path / "b.dcm").write_bytes(b"not a dicom")
     with pytest.raises(DataError, match="b.dcm: cannot be read as DICOM"):
         dicom_shape(tmp_path / "b.dcm")
 
 
 # ---------------------------------------------------------------- RSNA Pneumonia
-
-RSNA_BOXES = {  # patientId -> boxes (x, y, width, height); several rows for several boxes
-    "p0": [(2.0, 1.0, 5.0, 3.0)],
-    "p1": [],
-    "p2": [(0.0, 6.0, 4.0, 6.0), (10.0, 2.0, 6.0, 4.0)],
-    "p3": [],
-    "p4": [],
-    "p5": [(13.0, 9.0, 3.0, 3.0)],
-    "p6": [],
-    "p7": [],
-}
-
-
-@pytest.fixture
-def rsna(tmp_path):
-    root = tmp_path / "rsna"
-    rows = []
-    for patient, boxes in RSNA_BOXES.items():
-        rows += [(patient, *box, 1) for box in boxes] or [(patient, "", "", "", "", 0)]
-        write_dicom(root / "stage_2_train_images" / f"{patient}.dcm", boxes_to_mask(boxes, SHAPE), f"1.2.{patient[1]}")
-    write_csv(root / "stage_2_train_labels.csv", ["patientId", "x", "y", "width", "height", "Target"], rows)
-    return root
 
 
 def test_rsna_classification_and_segmentation(rsna, tmp_path):
@@ -134,38 +82,6 @@ def test_rsna_bad_input(rsna, tmp_path):
 
 
 # ---------------------------------------------------------------- SIIM-ACR Pneumothorax
-
-
-def siim_masks():
-    """ImageId -> list of row masks (several rows: several regions; none: negative)."""
-    masks = {}
-    for index in range(20):
-        regions = []
-        if index % 4 == 0:  # 5 positives
-            region = np.zeros(SHAPE, dtype=bool)
-            region[index % 5 : index % 5 + 3, 1 + index % 7] = True  # an "L": vertical bar ...
-            region[index % 5 + 2, 2 + index % 7] = True  # ... and its foot
-            regions.append(region)
-        if index == 8:  # a second region in a second row
-            second = np.zeros(SHAPE, dtype=bool)
-            second[10:12, 12:16] = True
-            regions.append(second)
-        masks[f"1.2.276.0.7230010.3.1.4.8323329.{index}.1517875160.1"] = regions
-    return masks
-
-
-@pytest.fixture
-def siim(tmp_path):
-    root = tmp_path / "siim"
-    rows = []
-    for number, (image_id, regions) in enumerate(siim_masks().items()):
-        rows += [(image_id, f" {encode_rle(region)}") for region in regions] or [(image_id, " -1")]
-        union = np.logical_or.reduce(regions) if regions else np.zeros(SHAPE, dtype=bool)
-        folder = root / "dicom-images-train" / f"1.2.{number}" / f"1.3.{number}"
-        write_dicom(folder / f"{image_id}.dcm", union, image_id)
-    with (root / "train-rle.csv").open("w") as handle:  # the official header has a space
-        handle.write("ImageId, EncodedPixels\n" + "".join(f"{i},{p}\n" for i, p in rows))
-    return root
 
 
 def test_siim_masks_union_orientation_and_balanced_training(siim, tmp_path):

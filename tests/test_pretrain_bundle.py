@@ -17,20 +17,18 @@ import numpy as np
 import pytest
 import torch
 from bundle_testing import (
-    BUNDLES,
     assert_metadata_valid,
-    bundle_config_files,
     event_files,
     images,
     load_checkpoint,
     monai_bundle,
-    run_workflow,
     scalars,
     succeeded,
     texts,
 )
 from ignite.engine import Events
 from monai.bundle import ConfigParser, ConfigWorkflow
+from pretrain_testing import BATCH_SIZE, BUNDLE, CONFIGS, EMBED_DIM, IMAGE_SIZE, SMALL, config_files, run_bundle
 from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
@@ -38,23 +36,6 @@ from reclf_monai.networks import RECLFModel, settings_differences
 
 pytestmark = pytest.mark.end_to_end
 
-BUNDLE = BUNDLES / "reclf_pretrain"
-CONFIGS = BUNDLE / "configs"
-
-IMAGE_SIZE = 64
-EMBED_DIM = 32
-BATCH_SIZE = 8
-SMALL = {
-    "image_size": IMAGE_SIZE,
-    "embed_dim": EMBED_DIM,
-    "max_length": 48,
-    "batch_size": BATCH_SIZE,
-    "val_batch_size": 8,
-    "num_workers": 0,
-    "freeze_text_layers": 4,
-    "cache_rate": 0,
-    "train#trainer#max_epochs": 1,
-}
 CHECKPOINT_KEYS = {"model", "network_settings", "optimizer", "lr_scheduler", "trainer"}
 BEST_MODEL_KEYS = {"model", "network_settings", "best_model", "checkpointer"}
 TRAINING_SCALARS = {
@@ -69,17 +50,6 @@ VALIDATION_SCALARS = {"val_mean_recall", "val_loss", "R@1", "R@5", "R@10", "R_me
 WORD_HEATMAPS = [f"validation/word_heatmap/rank{rank}" for rank in (1, 2, 3)]
 VALIDATION_IMAGES = {*WORD_HEATMAPS, "validation/word_weights"}
 VALIDATION_TEXTS = {"validation/word_heatmap/text_summary"}
-
-
-def config_files(*names: str) -> str:
-    """The `--config_file` value for this bundle's configs `names` (merged in order)."""
-    return bundle_config_files(CONFIGS, *names)
-
-
-def run_bundle(run_dir: Path, dataset_dir: Path, *configs: str, processes: int = 1, **overrides) -> subprocess.CompletedProcess:
-    """``monai.bundle run`` with the tiny settings; checkpoints in run_dir/models, outputs in run_dir/eval."""
-    settings = {"dataset_dir": dataset_dir, "ckpt_dir": run_dir / "models", "output_dir": run_dir / "eval", **SMALL, **overrides}
-    return run_workflow(BUNDLE, run_dir, *configs, processes=processes, **settings)
 
 
 def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:

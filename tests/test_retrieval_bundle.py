@@ -22,7 +22,6 @@ from bundle_testing import (
     trained_model,
 )
 from monai.bundle import ConfigWorkflow
-from test_prepare_mimic_cxr import mimic  # noqa: F401  (the MIMIC-CXR-JPG fixture layout, a pytest fixture)
 from torch import nn
 
 from reclf_monai.data import (
@@ -230,7 +229,7 @@ def test_evaluate_scores_every_pair_with_the_pretrained_scorer(corpus, checkpoin
 
 
 @pytest.fixture
-def real_data_formats(corpus, mimic, tmp_path) -> SimpleNamespace:  # noqa: F811
+def real_data_formats(corpus, mimic, tmp_path) -> SimpleNamespace:
     """CheXpert 5x200 as scripts/prepare_chexpert.py writes it (class index, no report; the images
     here are phantom PNGs) and MIMIC-CXR-JPG's test split written by prepare_mimic_cxr from the
     fixture layout of its tests."""

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 from bundle_testing import (
-    BUNDLES,
     assert_metadata_valid,
     assert_network_matches_metadata,
     event_files,
@@ -28,11 +27,12 @@ from bundle_testing import (
     scalars,
     succeeded,
 )
+from dataset_layouts import write_dicom
 from ignite.engine import Engine
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigParser
 from PIL import Image
 from sample_files import real_chest_dicom
-from test_prepare_rsna_siim import siim, write_dicom  # noqa: F401 (siim: the SIIM fixture as Kaggle ships it)
+from segmentation_testing import BUNDLE, CONFIGS, IMAGE_SIZE, parsed_workflow, run_in_process
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.image_loading import read_display_intensities
@@ -42,10 +42,6 @@ from reclf_monai.phantom import build_corpus
 
 pytestmark = pytest.mark.end_to_end
 
-BUNDLE = BUNDLES / "reclf_segmentation"
-CONFIGS = BUNDLE / "configs"
-
-IMAGE_SIZE = 64
 DECODER = [32, 16, 16, 8, 8]
 BATCH_SIZE = 8
 SMALL = {
@@ -156,7 +152,7 @@ def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pr
     assert_overlay_images(events)
 
 
-def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, pretraining, tmp_path):  # noqa: F811 (the imported fixture)
+def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, pretraining, tmp_path):
     """scripts/prepare_siim.py's output (DICOM images, RLE masks written as PNG), encoder fine-tuned."""
     data = tmp_path / "data"
     prepare_siim_pneumothorax(siim, data)
@@ -202,16 +198,8 @@ def test_evaluation_scores_its_own_checkpoint(trained, corpus, tmp_path):
     assert np.mean([float(row["mean"]) for row in rows]) == pytest.approx(report["mean_dice"], abs=1e-6)
 
 
-def _parsed_workflow(configs: list[str], workflow_type: str, **overrides) -> ConfigWorkflow:
-    settings = {"bundle_root": str(BUNDLE), **{key: str(value) if isinstance(value, Path) else value for key, value in overrides.items()}}
-    config_file = [str(CONFIGS / name) for name in configs]
-    workflow = ConfigWorkflow(config_file=config_file, workflow_type=workflow_type, logging_file=False, **settings)
-    workflow.initialize()
-    return workflow
-
-
 def _data_error(configs: list[str], item: str, **overrides) -> str:
-    workflow = _parsed_workflow(configs, "infer", **overrides)
+    workflow = parsed_workflow(configs, "infer", **overrides)
     with pytest.raises(RuntimeError) as raised:
         workflow.parser.get_parsed_content(item)
     cause = raised.value
@@ -281,13 +269,6 @@ def l_shaped_files(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(folder=folder, mask=mask)
 
 
-def run_in_process(configs: list[str], **overrides) -> None:
-    """A workflow run in this process (the CLI's own path is tested by the runs above)."""
-    workflow = _parsed_workflow(configs, "infer", num_workers=0, **overrides)
-    workflow.run()
-    workflow.finalize()
-
-
 def test_inference_writes_masks_in_the_input_orientation(l_shaped_files, tmp_path):
     """PNG and DICOM in, 0/255 uint8 PNG masks out with the input's rows and columns, pixel for pixel."""
     files = l_shaped_files
@@ -348,7 +329,7 @@ def test_inference_writes_masks_of_the_trained_network_for_image_only_items(trai
 
 def test_workflows_have_monai_properties_and_a_random_baseline(trained, corpus, tmp_path):
     folders = {"dataset_dir": corpus, "output_dir": tmp_path / "eval", "num_workers": 0}
-    baseline = _parsed_workflow(["train.json"], "train", pretrained_checkpoint="none", image_size=IMAGE_SIZE, ckpt_dir=tmp_path / "models", **folders)
+    baseline = parsed_workflow(["train.json"], "train", pretrained_checkpoint="none", image_size=IMAGE_SIZE, ckpt_dir=tmp_path / "models", **folders)
     assert baseline.check_properties() == []
     network = baseline.parser.get_parsed_content("network_def")
     assert network.settings["image_encoder"] == {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None}
@@ -358,7 +339,7 @@ def test_workflows_have_monai_properties_and_a_random_baseline(trained, corpus, 
     assert trained_names == {name for name, _ in network.named_parameters() if not name.startswith(UNET_ENCODER_PREFIX)}
     assert not any(parameter.requires_grad for parameter in network.encoder.parameters())
     for configs in (["inference.json"], ["inference.json", "evaluate.json"]):
-        assert _parsed_workflow(configs, "infer", ckpt_dir=trained.models, **folders).check_properties() == []
+        assert parsed_workflow(configs, "infer", ckpt_dir=trained.models, **folders).check_properties() == []
 
 
 def test_metadata_network_and_export_from_inference_json_alone(trained, tmp_path):

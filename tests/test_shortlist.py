@@ -8,14 +8,13 @@ import math
 
 import pytest
 import torch
+from tiny_models import tiny_two_layer_model
 from torch import nn
-
-from test_networks import tiny_model
 
 from reclf_monai.handlers import FeatureCollector, write_report_rankings
 from reclf_monai.metrics import ClassRetrievalMetric, RetrievalMetric, retrieval_recall_at_k, score_all_pairs
 
-PATCHES, TOKENS, DIM = 4, 6, 16  # tiny_model's joint dimension
+PATCHES, TOKENS, DIM = 4, 6, 16  # tiny_two_layer_model's joint dimension
 
 
 def random_features(images: int, texts: int, seed: int = 0) -> tuple[dict, dict]:
@@ -32,7 +31,7 @@ def random_features(images: int, texts: int, seed: int = 0) -> tuple[dict, dict]
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    return tiny_model("reclf").eval()
+    return tiny_two_layer_model("reclf").eval()
 
 
 def test_k_covering_the_set_gives_the_exact_matrix(model):

@@ -26,6 +26,7 @@ from bundle_testing import (
     succeeded,
     trained_model,
 )
+from dataset_layouts import chexpert_row, chexpert_train_rows, write_chexpert_csv
 from ignite.engine import Engine
 from ignite.metrics import EpochMetric
 from monai.bundle import ConfigWorkflow
@@ -33,7 +34,6 @@ from monai.handlers import from_engine
 from PIL import Image
 from sample_files import real_chest_dicom
 from sklearn.metrics import f1_score, roc_auc_score
-from test_prepare_chexpert import row, train_rows, write_csv
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
@@ -191,11 +191,11 @@ def test_chexpert_5x200_as_prepared(checkpoint, tmp_path):
     that can be read) and the bundle's CheXpert prompts."""
     root = tmp_path / "CheXpert-v1.0-small"
     root.mkdir()
-    valid = [row("CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", Edema="1.0")]
-    write_csv(root / "train.csv", train_rows())
-    write_csv(root / "valid.csv", valid)
+    valid = [chexpert_row("CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", Edema="1.0")]
+    write_chexpert_csv(root / "train.csv", chexpert_train_rows())
+    write_chexpert_csv(root / "valid.csv", valid)
     pixels = np.random.default_rng(0).integers(0, 255, (2 * IMAGE_SIZE, 2 * IMAGE_SIZE), dtype=np.uint8)
-    for entry in [*train_rows(), *valid]:
+    for entry in [*chexpert_train_rows(), *valid]:
         image = root / entry[0].split("/", 1)[1]
         image.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(image)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_pretrain_bundle import SMALL
+from pretrain_testing import SMALL
 
 from research import learning_curve
 

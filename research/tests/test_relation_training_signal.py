@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 from monai.optimizers import WarmupCosineSchedule
-from test_checkpoints import tiny_model
+from tiny_models import tiny_one_layer_model
 
 from reclf_monai.data.errors import DataError
 from research import relation_training_signal as signal
@@ -71,7 +71,7 @@ def test_each_layer_is_read_from_its_own_optimizer_state(tmp_path, scales, capsy
     got the same gradient each time and the local scorer's other parameters noise (the encoders
     none, to keep it quick): IRM travels the whole path, SRM a random walk, whatever the optimizer
     groups (which the script must map back)."""
-    model = tiny_model("reclf")
+    model = tiny_one_layer_model("reclf")
     optimizer = torch.optim.AdamW(model.parameter_groups(0.01, *scales), lr=0.01, weight_decay=0.0)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=2, t_total=CHECKPOINT_STEPS)
     generator, irm = torch.Generator().manual_seed(0), model.local_matching.irm.output_layer
@@ -101,6 +101,6 @@ def test_each_layer_is_read_from_its_own_optimizer_state(tmp_path, scales, capsy
 def test_a_checkpoint_without_optimizer_state_is_refused(tmp_path):
     from reclf_monai.networks import save_checkpoint
 
-    path = save_checkpoint(tiny_model("reclf"), tmp_path / "model.pt")
+    path = save_checkpoint(tiny_one_layer_model("reclf"), tmp_path / "model.pt")
     with pytest.raises(DataError, match=r"model\.pt: no optimizer state"):
         signal.describe(str(path))

@@ -42,7 +42,7 @@ def pretraining_datalist(corpus: Path, folder: Path) -> Path:
 
 def run_ablation(corpus: Path, folder: Path, *extra: str) -> SimpleNamespace:
     """main() with the tiny schedule; returns its exit status and printed output."""
-    from test_pretrain_bundle import SMALL
+    from pretrain_testing import SMALL
 
     settings = {**SMALL, "datalist": str(pretraining_datalist(corpus, folder))}
     overrides = [argument for key, value in settings.items() for argument in ("--pretrain_override", f"{key}={json.dumps(value)}")]
