@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from repository import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from reclf_monai.bundle_metadata import BUILT_IN_CHECK, check_metadata
 from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder, save_checkpoint, settings_differences
 
-BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+BUNDLES = ROOT / "bundles"
 
 
 def bundle_config_files(configs: Path, *names: str) -> str:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from repository import ROOT
 
 from research import benchmark_local_matching as benchmark_module
 
 pytestmark = pytest.mark.research
 
-ROOT = Path(__file__).resolve().parents[2]
 TOY = ["--batch_size", "3", "--embed_dim", "8", "--grid", "2", "--max_tokens", "7", "--min_words", "2", "--repeats", "1"]
 
 

@@ -2,9 +2,9 @@
 each checkpoint, a resumable run and a report of mean ± std.
 
 The runner is called in this process (its imports are a large part of a call) on the tiny
-IU-Phantom of tests/shared_fixtures.py with test_pretrain_bundle's tiny settings, pretraining on 8 of
-its training items (one step): two modes, one seed, zero-shot five classes and linear
-classification at one fraction. The mean ± std of several seeds is tested on hand-made records.
+IU-Phantom of tests/shared_fixtures.py with the tiny settings of tests/pretrain_testing.py,
+pretraining on 8 of its training items (one step): two modes, one seed, zero-shot five classes and
+linear classification at one fraction. The mean ± std of several seeds is tested on hand-made records.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import fire
 import pytest
-from monai.bundle import scripts as bundle_scripts
-from sample_files import real_chest_dicom
-
 from bundle_testing import BUNDLES
+from monai.bundle import scripts as bundle_scripts
+from repository import ROOT
+from sample_files import real_chest_dicom
 
 from reclf_monai.bundle_metadata import BUILT_IN_CHECK, check_metadata
 from reclf_monai.data import load_datalist
@@ -38,7 +38,6 @@ from reclf_monai.phantom import build_corpus
 
 pytestmark = pytest.mark.end_to_end
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", *(str(path.relative_to(ROOT)) for path in sorted(BUNDLES.glob("*/docs/README.md")))]
 COMMAND = re.compile(r"^(\.venv/bin/)?(python|bash|torchrun|echo|tensorboard)\b")
 IMAGE_SIZE = 64  # of the corpus; the bundles resize
@@ -51,12 +50,12 @@ NOT_RUN = {
     r"^bash scripts/test\.sh": "this test suite",
     r"^torchrun": "needs several GPUs; test_multi_node_training and test_pretrain_bundle run multi_gpu_train.json under torchrun",
     r"(^|[ /=])DATA\b|/data/(CheXpert|rsna|siim|COVIDx)|MIMIC_CXR_JPG|CheXpert-v1\.0-small|RSNA_PNEUMONIA|SIIM_ACR|COVIDX|runs/mimic": (
-        "a real dataset or a run on one; the prepare_* scripts are tested on format fixtures (tests/test_prepare_*)"
+        "a real dataset or a run on one; the prepare_* scripts are tested on format fixtures (tests/data/preparation/test_prepare_*)"
     ),
     r"-m research\.": "a research instrument (research/), tested by its own test module in research/tests on a tiny schedule",
-    r"scripts/downstream_table\.py": "runs every task bundle twice; tests/test_downstream_table.py runs it on a tiny corpus",
-    r"scripts/prepare_demo_data\.py": "builds the full corpus (2-4 min); tests/test_phantom_corpus.py runs it on a few reports",
-    r"scripts/monailabel_server\.sh": "starts a server; tests/test_monai_label_server.py runs it",
+    r"scripts/downstream_table\.py": "runs every task bundle twice; tests/scripts/test_downstream_table.py runs it on a tiny corpus",
+    r"scripts/prepare_demo_data\.py": "builds the full corpus (2-4 min); tests/phantom/test_phantom_corpus.py runs it on a few reports",
+    r"scripts/monailabel_server\.sh": "starts a server; tests/bundles/test_monai_label_server.py runs it",
 }
 TINY_TRAINING = {
     "reclf_pretrain": {"image_size": IMAGE_SIZE, "embed_dim": 32, "max_length": 48, "batch_size": 4, "val_batch_size": 8, "freeze_text_layers": 4, "cache_rate": 0, "train#trainer#max_epochs": 1},

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from repository import ROOT
 from sample_files import real_chest_dicom
 
 from reclf_monai.data import DataError, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.resized_copies import write_resized_copies
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "resize_images.py"
+SCRIPT = ROOT / "scripts" / "resize_images.py"
 LONGEST_SIDE = 512
 
 

@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from repository import ROOT
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "demo.sh"
+SCRIPT = ROOT / "scripts" / "demo.sh"
 
 
 @pytest.mark.parametrize("earlier", ["reclf_pretrain/models/model.pt", "downstream/downstream_table.md"])

@@ -8,11 +8,10 @@ or a dotted name (``$reclf_monai.handlers.loss_value``). Path joins such as
 
 import json
 import re
-from pathlib import Path
 
 import pytest
+from repository import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(path for path in ROOT.glob("bundles/*/configs/*.json") if path.name != "metadata.json")
 NOT_LOGIC = re.compile(
     r"^\$(import [\w., ]+( as \w+)?|from [\w.]+ import [\w, ]+"

@@ -8,7 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repository import ROOT
+
 # What makes a module's tests end to end: the bundle CLI, several processes, the server.
 END_TO_END_CALLS = ("monai_bundle(", "torchrun", "monailabel_server", "run_in_process(")
 
@@ -20,16 +21,19 @@ def quick_tier() -> dict[str, int]:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
-    return {match[1]: int(match[2]) for match in re.finditer(r"^((?:research/)?tests/test_\w+\.py): (\d+)$", result.stdout, re.M)}
+    return {match[1]: int(match[2]) for match in re.finditer(r"^((?:research/)?tests/(?:\w+/)*test_\w+\.py): (\d+)$", result.stdout, re.M)}
 
 
 def test_quick_tier_leaves_out_end_to_end_and_research_tests():
     collected = quick_tier()
-    for module in sorted([*ROOT.glob("tests/test_*.py"), *ROOT.glob("research/tests/test_*.py")]):
+    for module in sorted([*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("research/tests/**/test_*.py")]):
         if module.name == Path(__file__).name:  # names the calls it looks for
             continue
         name = str(module.relative_to(ROOT))
         if name.startswith("research/") or any(call in module.read_text() for call in END_TO_END_CALLS):
             assert name not in collected, f"{name} runs end to end or tests a research instrument, yet the quick tier runs it"
-    unit_modules = ("test_local_matching.py", "test_networks.py", "test_losses.py", "test_bundle_metadata.py", "test_image_loading.py")
+    unit_modules = (
+        "networks/test_local_matching.py", "networks/test_networks.py", "losses/test_losses.py",
+        "bundles/test_bundle_metadata.py", "data/test_image_loading.py",
+    )  # fmt: skip
     assert all(collected.get(f"tests/{name}", 0) > 0 for name in unit_modules), collected

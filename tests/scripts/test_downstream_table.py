@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from repository import ROOT
 
 from scripts import downstream_table as table_script
 
 pytestmark = pytest.mark.end_to_end
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "downstream_table.py"
+SCRIPT = ROOT / "scripts" / "downstream_table.py"
 IMAGE_SIZE = 64
 TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
 

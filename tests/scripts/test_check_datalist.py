@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from repository import ROOT
 from sample_files import real_chest_dicom
 
-from reclf_monai.data import DataError, check_datalist_items, datalist_splits, drop_unreadable_items, load_datalist, readable_items
+from reclf_monai.data import (
+    DataError,
+    check_datalist_items,
+    datalist_splits,
+    drop_unreadable_items,
+    load_datalist,
+    readable_items,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
 REPORT = "Heart size normal. No pleural effusion."
 

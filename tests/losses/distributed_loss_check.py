@@ -1,6 +1,6 @@
 """Run with torchrun: the DDP loss and gradients on a global batch equal the single-process ones.
 
-    torchrun --nproc_per_node=2 tests/distributed_loss_check.py AGGREGATION [MISTAKE]
+    torchrun --nproc_per_node=2 tests/losses/distributed_loss_check.py AGGREGATION [MISTAKE]
 
 Each rank first computes the single-process reference on the whole global batch (before the
 process group exists), then the distributed loss on its slice; rank 0 compares the rank-mean

@@ -12,10 +12,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from repository import ROOT
 
 from reclf_monai.bundle_metadata import SCHEMA_ENVIRONMENT_VARIABLE, MetadataError, check_metadata, schema_cache
 
-ROOT = Path(__file__).resolve().parents[1]
 METADATA_FILES = sorted((ROOT / "bundles").glob("*/configs/metadata.json"))
 SCHEMA_NAME = "meta_schema_20240725.json"
 

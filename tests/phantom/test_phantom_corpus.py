@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from repository import ROOT
 
 from reclf_monai.data.datalist import SPLITS, load_datalist
 from reclf_monai.data.iu_reports import IUReport
@@ -16,7 +17,6 @@ from reclf_monai.phantom.contact_sheet import make_contact_sheet
 from reclf_monai.phantom.corpus import PROMPTS_FILE, ZERO_SHOT_FILE, build_corpus, stratified_split
 from reclf_monai.phantom.zero_shot_classes import CLASS_OF_FINDING, ZERO_SHOT_CLASSES
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 CLASS_TERMS = {
     "Atelectasis": "Pulmonary Atelectasis/base/left",

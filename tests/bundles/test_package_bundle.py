@@ -27,6 +27,7 @@ import pytest
 import torch
 from bundle_testing import BUNDLES, load_checkpoint, monai_bundle, succeeded, with_centred_logits
 from PIL import Image
+from repository import ROOT
 from segmentation_testing import run_in_process
 
 from reclf_monai.networks import PretrainedUNet
@@ -34,7 +35,6 @@ from scripts import package_bundle
 
 pytestmark = pytest.mark.end_to_end
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "reclf_segmentation"
 BUNDLE = BUNDLES / NAME
 VERSION = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["version"]

@@ -28,6 +28,7 @@ import pytest
 import torch
 from bundle_testing import with_centred_logits
 from PIL import Image
+from repository import ROOT
 from sample_files import real_chest_dicom
 from segmentation_testing import IMAGE_SIZE, run_in_process
 
@@ -38,7 +39,7 @@ from reclf_monai.phantom import build_corpus
 
 pytestmark = pytest.mark.end_to_end
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "monailabel_server.sh"
+SCRIPT = ROOT / "scripts" / "monailabel_server.sh"
 MODEL = "reclf_segmentation"
 DECODER = [16, 8, 8, 8, 8]
 SETUP_TIMEOUT_S = 900  # building the environment on a new machine (about 1.5 minutes)
