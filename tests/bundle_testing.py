@@ -1,5 +1,5 @@
-"""What every bundle test needs: the real ``monai.bundle`` CLI, event files, checkpoints and a
-tiny RECLF pretraining checkpoint for the downstream bundles."""
+"""What every bundle test needs: the real ``monai.bundle`` CLI, event files, checkpoints, a tiny
+RECLF pretraining checkpoint for the downstream bundles, and the runs of the bundles built on it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import torch
+from monai.bundle import ConfigWorkflow
 from PIL import Image
 from repository import ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -59,6 +60,34 @@ def run_workflow(bundle: Path, run_dir: Path, *configs: str, run_id: str = "run"
     arguments = ("--config_file", bundle_config_files(configs_folder, *configs), "--logging_file", str(configs_folder / "logging.conf"))
     run_arguments = arguments if run_id == "run" else (run_id, *arguments)
     return monai_bundle(run_dir, "run", *run_arguments, processes=processes, bundle_root=bundle, **settings)
+
+
+def run_pretrained_bundle(
+    bundle: Path, run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run_id: str = "run", **overrides
+) -> subprocess.CompletedProcess:
+    """`run_workflow` of a bundle that evaluates a RECLF pretraining checkpoint as it is (retrieval,
+    grounding): `corpus` as dataset_dir, outputs in run_dir/eval, batches of 8, no loader workers."""
+    settings = {
+        "dataset_dir": corpus,
+        "pretrained_checkpoint": checkpoint,
+        "output_dir": run_dir / "eval",
+        "num_workers": 0,
+        "batch_size": 8,
+        **overrides,
+    }
+    return run_workflow(bundle, run_dir, *configs, run_id=run_id, **settings)
+
+
+def pretrained_workflow(
+    bundle: Path, corpus: Path, checkpoint: Path | None, run_dir: Path, *configs: str, run_id: str = "run", **overrides
+) -> ConfigWorkflow:
+    """A workflow of such a bundle in this process (the CLI's settings, without its start-up time);
+    `checkpoint` None leaves pretrained_checkpoint to `overrides`."""
+    settings = {"bundle_root": str(bundle), "dataset_dir": str(corpus), "output_dir": str(run_dir / "eval"), "num_workers": 0}
+    if checkpoint is not None:
+        settings["pretrained_checkpoint"] = str(checkpoint)
+    paths = [str(bundle / "configs" / f"{name}.json") for name in configs]
+    return ConfigWorkflow(config_file=paths, workflow_type="infer", run_id=run_id, logging_file=False, **settings, **overrides)
 
 
 def succeeded(result: subprocess.CompletedProcess) -> bool:

@@ -1,29 +1,21 @@
 """The reclf_grounding bundle: pointing game and CNR against hand-computed cases, phrase items and
 regions, heatmap orientation from the word-to-region attention to the written files, and every
-workflow through MONAI's bundle CLI on a tiny IU-Phantom with a tiny pretraining checkpoint."""
+workflow through MONAI's bundle CLI on a tiny IU-Phantom with a tiny pretraining checkpoint. The
+checks it shares with the other task bundles (metadata, MONAI's properties, the untrained baseline,
+export) are in test_task_bundles.py."""
 
 from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from bundle_testing import (
-    BUNDLES,
-    assert_metadata_valid,
-    assert_network_is_the_checkpoints_or_its_untrained_twin,
-    assert_network_matches_metadata,
-    bundle_config_files,
-    export_inference_network,
-    run_workflow,
-    succeeded,
-    trained_model,
-)
-from monai.bundle import ConfigWorkflow
+from bundle_testing import BUNDLES, pretrained_workflow, run_pretrained_bundle, succeeded, trained_model
 from monai.data import MetaTensor
 from PIL import Image
 from sample_files import real_chest_dicom
@@ -53,9 +45,7 @@ from reclf_monai.networks import LocalMatching, phrase_heatmap, phrase_heatmaps
 pytestmark = pytest.mark.end_to_end
 
 BUNDLE = BUNDLES / "reclf_grounding"
-CONFIGS = BUNDLE / "configs"
 IMAGE_SIZE = 64
-EMBED_DIM = 32
 
 
 # ------------------------------------------------------------------ metrics, by hand
@@ -215,10 +205,6 @@ def test_overlay_and_nifti_keep_the_image_orientation(tmp_path):
 # ------------------------------------------------------------------ the bundle
 
 
-def config_files(*names: str) -> str:
-    return bundle_config_files(CONFIGS, *names)
-
-
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
     """80 IU reports at 64 px (tests/shared_fixtures.py)."""
@@ -230,23 +216,9 @@ def checkpoint(tiny_pretraining_checkpoint) -> Path:
     return tiny_pretraining_checkpoint
 
 
-def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, **overrides):
-    settings = {
-        "dataset_dir": corpus,
-        "pretrained_checkpoint": checkpoint,
-        "output_dir": run_dir / "eval",
-        "num_workers": 0,
-        "batch_size": 8,
-        **overrides,
-    }
-    return run_workflow(BUNDLE, run_dir, *configs, **settings)
-
-
-def workflow(corpus: Path, checkpoint: Path, run_dir: Path, *configs: str, **overrides) -> ConfigWorkflow:
-    """A workflow of this bundle in this process (the CLI's settings, without its start-up time)."""
-    settings = {"bundle_root": str(BUNDLE), "dataset_dir": str(corpus), "output_dir": str(run_dir / "eval"), "num_workers": 0}
-    paths = [str(CONFIGS / f"{name}.json") for name in configs]
-    return ConfigWorkflow(config_file=paths, workflow_type="infer", logging_file=False, pretrained_checkpoint=str(checkpoint), **settings, **overrides)
+# bundle_testing's runs of a bundle on a pretraining checkpoint, for this bundle
+run_bundle = partial(run_pretrained_bundle, BUNDLE)
+workflow = partial(pretrained_workflow, BUNDLE)
 
 
 def test_evaluate_scores_each_findings_heatmap_against_its_region(corpus, checkpoint, tmp_path):
@@ -338,33 +310,3 @@ def test_an_image_without_a_phrase_is_an_error(corpus, checkpoint, tmp_path):
     with pytest.raises(RuntimeError) as raised:
         flow.parser.get_parsed_content("infer_items")
     assert isinstance(raised.value.__cause__, DataError) and "has no phrase and no findings" in str(raised.value.__cause__)
-
-
-@pytest.mark.parametrize("configs", [("inference",), ("inference", "evaluate")])
-def test_workflows_have_monai_infer_properties(corpus, checkpoint, tmp_path, configs):
-    flow = workflow(corpus, checkpoint, tmp_path, *configs)
-    flow.initialize()
-    assert flow.check_properties() == []
-
-
-def test_network_is_the_checkpoints_and_the_baseline_its_untrained_twin(corpus, checkpoint, tmp_path):
-    def network_for(load_pretrain):
-        flow = workflow(corpus, checkpoint, tmp_path, "inference", "evaluate", load_pretrain=load_pretrain)
-        flow.initialize()
-        return flow.parser.get_parsed_content("grounding#evaluator").network
-
-    assert_network_is_the_checkpoints_or_its_untrained_twin(network_for, checkpoint)
-
-
-def test_network_matches_metadata_and_exports_from_inference_json_alone(checkpoint, tmp_path):
-    assert_network_matches_metadata(
-        CONFIGS, tmp_path, pretrained_checkpoint=checkpoint, **{"_meta_#network_data_format#outputs#pred#num_channels": EMBED_DIM}
-    )
-    scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
-    image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(scripted(image), trained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
-
-
-def test_metadata_validates_against_monai_schema(tmp_path):
-    assert_metadata_valid(CONFIGS, tmp_path)

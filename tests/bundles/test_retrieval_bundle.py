@@ -1,27 +1,21 @@
 """The reclf_retrieval bundle: class-match Precision@K and exact-pair Recall@K metrics against
 hand-computed cases, and every workflow through MONAI's bundle CLI on a tiny IU-Phantom with a
-tiny pretraining checkpoint (64-pixel images, 32-d embeddings)."""
+tiny pretraining checkpoint (64-pixel images, 32-d embeddings). The checks it shares with the other
+task bundles (metadata, MONAI's properties, the untrained baseline, export) are in
+test_task_bundles.py."""
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from bundle_testing import (
-    BUNDLES,
-    assert_metadata_valid,
-    assert_network_is_the_checkpoints_or_its_untrained_twin,
-    assert_network_matches_metadata,
-    bundle_config_files,
-    export_inference_network,
-    run_workflow,
-    succeeded,
-    trained_model,
-)
+from bundle_testing import BUNDLES, pretrained_workflow, run_pretrained_bundle, succeeded, trained_model
 from monai.bundle import ConfigWorkflow
+from sample_files import real_chest_dicom
 from torch import nn
 
 from reclf_monai.data import (
@@ -37,11 +31,11 @@ from reclf_monai.data.preparation.mimic_cxr import DATALIST_NAME, prepare_mimic_
 from reclf_monai.metrics import ClassRetrievalMetric, class_precision_at_k, encode_pairs, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.networks import RECLFModel
 
+pytestmark = pytest.mark.end_to_end
+
 BUNDLE = BUNDLES / "reclf_retrieval"
-CONFIGS = BUNDLE / "configs"
 CHEXPERT_PROMPTS = BUNDLE / "prompts" / "chexpert_5x200.json"
 IMAGE_SIZE = 64
-EMBED_DIM = 32
 
 
 # ------------------------------------------------------------------ metrics, by hand
@@ -72,9 +66,6 @@ SIMILARITY = torch.tensor(
         [0.1, 0.25, 0.6, 0.5],  # 2 3 1 0: 1 1 0 0
     ]
 )
-from sample_files import real_chest_dicom
-
-pytestmark = pytest.mark.end_to_end
 CLASSES = torch.tensor([0, 0, 1, 1])
 
 
@@ -150,10 +141,6 @@ def test_chexpert_prompts_cover_the_five_classes():
 # ------------------------------------------------------------------ the bundle
 
 
-def config_files(*names: str) -> str:
-    return bundle_config_files(CONFIGS, *names)
-
-
 @pytest.fixture(scope="module")
 def corpus(pretraining_corpus) -> Path:
     """80 IU reports: 24 test items, one zero-shot item per class (tests/shared_fixtures.py)."""
@@ -165,16 +152,9 @@ def checkpoint(tiny_pretraining_checkpoint) -> Path:
     return tiny_pretraining_checkpoint
 
 
-def run_bundle(run_dir: Path, corpus: Path, checkpoint: Path, *configs: str, run_id: str = "run", **overrides):
-    settings = {
-        "dataset_dir": corpus,
-        "pretrained_checkpoint": checkpoint,
-        "output_dir": run_dir / "eval",
-        "num_workers": 0,
-        "batch_size": 8,
-        **overrides,
-    }
-    return run_workflow(BUNDLE, run_dir, *configs, run_id=run_id, **settings)
+# bundle_testing's runs of a bundle on a pretraining checkpoint, for this bundle
+run_bundle = partial(run_pretrained_bundle, BUNDLE)
+workflow = partial(pretrained_workflow, BUNDLE)
 
 
 @torch.no_grad()
@@ -281,15 +261,6 @@ def test_inference_ranks_each_images_reports(corpus, checkpoint, tmp_path):
         assert score_of_item_1 == pytest.approx(scores[row, 0].item(), abs=1e-4)
 
 
-def workflow(corpus: Path, checkpoint, run_dir: Path, *configs: str, run_id: str = "run", **overrides) -> ConfigWorkflow:
-    """A workflow of this bundle in this process (the CLI's settings, without its start-up time)."""
-    settings = {"bundle_root": str(BUNDLE), "dataset_dir": str(corpus), "output_dir": str(run_dir / "eval"), "num_workers": 0}
-    if checkpoint is not None:
-        settings["pretrained_checkpoint"] = str(checkpoint)
-    paths = [str(CONFIGS / f"{name}.json") for name in configs]
-    return ConfigWorkflow(config_file=paths, workflow_type="infer", run_id=run_id, logging_file=False, **settings, **overrides)
-
-
 def test_one_protocol_alone(corpus, checkpoint, tmp_path):
     """`run_pair_retrieval` builds and runs only the exact-pair section: the class section's
     datalist need not exist (in this process: the CLI passes the run id the same way)."""
@@ -297,22 +268,6 @@ def test_one_protocol_alone(corpus, checkpoint, tmp_path):
     flow.initialize()
     flow.run()
     assert list(json.loads((tmp_path / "eval" / "metrics.json").read_text())) == ["pair_retrieval"]
-
-
-@pytest.mark.parametrize("configs", [("inference",), ("inference", "evaluate")])
-def test_workflows_have_monai_infer_properties(corpus, checkpoint, tmp_path, configs):
-    flow = workflow(corpus, checkpoint, tmp_path, *configs)
-    flow.initialize()
-    assert flow.check_properties() == []
-
-
-def test_network_is_the_checkpoints_and_the_baseline_its_untrained_twin(corpus, checkpoint, tmp_path):
-    def network_for(load_pretrain):
-        flow = workflow(corpus, checkpoint, tmp_path, "inference", "evaluate", load_pretrain=load_pretrain)
-        flow.initialize()
-        return flow.parser.get_parsed_content("class_retrieval#evaluator").network
-
-    assert_network_is_the_checkpoints_or_its_untrained_twin(network_for, checkpoint)
 
 
 def network_error(flow: ConfigWorkflow) -> BaseException:
@@ -333,17 +288,3 @@ def test_a_missing_or_foreign_checkpoint_is_an_error_naming_it(corpus, checkpoin
     error = network_error(workflow(corpus, None, tmp_path, "inference", pretrained_checkpoint="none"))
     assert isinstance(error, ValueError) and "built from a RECLF pretraining checkpoint" in str(error)
     assert "--load_pretrain false" in str(error)
-
-
-def test_network_matches_metadata_and_exports_from_inference_json_alone(checkpoint, tmp_path):
-    assert_network_matches_metadata(
-        CONFIGS, tmp_path, pretrained_checkpoint=checkpoint, **{"_meta_#network_data_format#outputs#pred#num_channels": EMBED_DIM}
-    )
-    scripted = export_inference_network(CONFIGS, tmp_path, checkpoint, IMAGE_SIZE, bundle_root=BUNDLE, pretrained_checkpoint=checkpoint)
-    image = torch.rand(1, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(scripted(image), trained_model(checkpoint)(image), atol=1e-5, rtol=1e-4)
-
-
-def test_metadata_validates_against_monai_schema(tmp_path):
-    assert_metadata_valid(CONFIGS, tmp_path)
