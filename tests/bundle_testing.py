@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,13 @@ def pretrained_workflow(
         settings["pretrained_checkpoint"] = str(checkpoint)
     paths = [str(bundle / "configs" / f"{name}.json") for name in configs]
     return ConfigWorkflow(config_file=paths, workflow_type="infer", run_id=run_id, logging_file=False, **settings, **overrides)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a server or a rendezvous a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def succeeded(result: subprocess.CompletedProcess) -> bool:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_testing import with_centred_logits
+from bundle_testing import free_port, with_centred_logits
 from PIL import Image
 from repository import ROOT
 from sample_files import real_chest_dicom
@@ -44,12 +43,6 @@ MODEL = "reclf_segmentation"
 DECODER = [16, 8, 8, 8, 8]
 SETUP_TIMEOUT_S = 900  # building the environment on a new machine (about 1.5 minutes)
 START_TIMEOUT_S = 240
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def multipart(fields: dict[str, str], files: dict[str, Path]) -> tuple[bytes, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_testing import event_files, load_checkpoint, scalars, succeeded
+from bundle_testing import event_files, free_port, load_checkpoint, scalars, succeeded
 from pretrain_testing import BUNDLE, CONFIGS, SMALL, config_files
 
 pytestmark = pytest.mark.end_to_end
 
 TIMEOUT_S = 300  # for the two nodes together; a node that fails stops the other at once
 STOP_GRACE_S = 30  # torchrun stops its workers on SIGTERM; after this, SIGKILL
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def node_command(node_dir: Path, dataset_dir: Path, port: int, overrides: dict) -> list[str]:
