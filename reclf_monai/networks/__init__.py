@@ -29,8 +29,8 @@ from reclf_monai.networks.text_encoder import TextEncoder
 __all__ = [
     "AGGREGATIONS",
     "BACKBONES",
-    "ClassificationTask",
     "LOCAL_AGGREGATIONS",
+    "ClassificationTask",
     "ImageClassifier",
     "ImageEncoder",
     "ImportanceRelationModule",
@@ -44,7 +44,6 @@ __all__ = [
     "TextEncoder",
     "describe_settings",
     "freeze",
-    "trainable_parameters",
     "image_encoder_settings",
     "load_backbone_weights",
     "load_image_encoder",
@@ -57,7 +56,8 @@ __all__ = [
     "pretraining_settings",
     "read_checkpoint",
     "read_network_settings",
-    "save_checkpoint",
     "read_unet_settings",
+    "save_checkpoint",
     "settings_differences",
+    "trainable_parameters",
 ]

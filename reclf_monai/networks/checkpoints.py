@@ -27,7 +27,10 @@ from torch import nn
 
 from reclf_monai.bundle_switches import optional_path, switch_on
 from reclf_monai.data.errors import DataError
+from reclf_monai.networks.efficientnet_lite import from_flat_block_names
+from reclf_monai.networks.foreign_encoders import backbone_weights
 from reclf_monai.networks.image_encoder import ImageEncoder
+from reclf_monai.networks.imagenet_weights import IMAGENET, read_image_weights
 
 SETTINGS_KEY = "network_settings"
 WEIGHTS_KEY = "model"
@@ -36,7 +39,7 @@ WEIGHTS_KEY = "model"
 RETIRED_SETTINGS = frozenset({"checkpoint_chunks"})
 # Settings added since checkpoints were first written, with the value every earlier checkpoint
 # (which lacks them) was trained with: settings without them compare as if they held that value.
-ADDED_SETTINGS = {"image_encoder.feature_norm": False}
+ADDED_SETTINGS = {"image_encoder.feature_norm": False, "image_encoder.imagenet_input": False}
 # Settings that change neither the weights nor the outputs: how much memory the local scorer may
 # use, which layers train, and where the text encoder's files lie on this machine.
 NOT_COMPARED = RETIRED_SETTINGS | {
@@ -138,7 +141,8 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
         raise DataError(
             path,
             f"not a RECLF checkpoint: no {SETTINGS_KEY!r} entry (found {keys}); RECLF checkpoints are the "
-            "model.pt and checkpoint_epoch=E.pt files that this project's bundles write",
+            "model.pt and checkpoint_epoch=E.pt files that this project's bundles write (image-only weights: ImageNet's, "
+            "GLoRIA's, MGCA's, serve the classification and segmentation bundles, which need no text encoder)",
         )
     if not isinstance(checkpoint.get(WEIGHTS_KEY), Mapping):
         raise DataError(path, f"RECLF checkpoint without weights: no {WEIGHTS_KEY!r} entry")
@@ -146,8 +150,20 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
 
 
 def read_network_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The settings stored in a RECLF checkpoint (``model.pt`` or ``checkpoint_epoch=E.pt``)."""
-    return dict(read_checkpoint(path)[SETTINGS_KEY])
+    """The settings stored in a RECLF checkpoint (``model.pt`` or ``checkpoint_epoch=E.pt``), with
+    the :data:`ADDED_SETTINGS` a checkpoint older than them lacks, at the value it was trained with
+    (so that a bundle config can read every setting of the encoder)."""
+    return with_added_settings(read_checkpoint(path)[SETTINGS_KEY])
+
+
+def with_added_settings(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `saved` settings holding every :data:`ADDED_SETTINGS` (at its earlier value where absent)."""
+    settings = copy.deepcopy(dict(saved))
+    for flat_name, value in ADDED_SETTINGS.items():
+        section, name = flat_name.split(".")
+        if isinstance(settings.get(section), Mapping):
+            settings[section] = {name: value, **settings[section]}
+    return settings
 
 
 def load_pretrained_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
@@ -212,30 +228,65 @@ def pretraining_settings(
     return dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY])
 
 
+def is_foreign_encoder(pretrained_checkpoint: str | os.PathLike) -> bool:
+    """Whether a downstream network's `pretrained_checkpoint` names image-encoder weights trained
+    elsewhere (``imagenet``, or a file that is no RECLF checkpoint: torchvision's, GLoRIA's, MGCA's;
+    see :mod:`foreign_encoders`) rather than a RECLF pretraining checkpoint."""
+    if str(pretrained_checkpoint) == IMAGENET:
+        return True
+    contents = read_torch_file(pretrained_checkpoint)
+    return not (isinstance(contents, Mapping) and SETTINGS_KEY in contents)
+
+
 def image_encoder_settings(
     pretrained_checkpoint: Optional[str | os.PathLike] = None, **settings: Any
 ) -> dict[str, Any]:
     """:class:`ImageEncoder` settings: those stored in `pretrained_checkpoint`, else `settings`.
 
     With a checkpoint, a setting given as well must agree with the stored one (DataError naming
-    the file and the setting otherwise): a downstream run never quietly uses another size.
+    the file and the setting otherwise): a downstream run never quietly uses another size. Foreign
+    weights (:func:`is_foreign_encoder`) store no settings: their backbone comes from the file
+    (``imagenet`` needs `backbone`), the rest from `settings` (default 224 px, 1 channel), in
+    ImageNet form.
     """
     if pretrained_checkpoint is None:
         return dict(settings)
-    stored = dict(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY]["image_encoder"])
+    if is_foreign_encoder(pretrained_checkpoint):
+        return foreign_encoder_settings(pretrained_checkpoint, settings)
+    stored = with_added_settings(_pretraining_checkpoint(pretrained_checkpoint)[SETTINGS_KEY])["image_encoder"]
     contradictions = [f"{name}: checkpoint {stored.get(name)!r}, requested {value!r}" for name, value in settings.items() if stored.get(name) != value]
     if contradictions:
         raise DataError(pretrained_checkpoint, "settings contradict the pretraining checkpoint: " + "; ".join(contradictions))
     return stored
 
 
-def load_image_encoder(pretrained_checkpoint: Optional[str | os.PathLike] = None, **settings: Any) -> ImageEncoder:
-    """The pretrained :class:`ImageEncoder` of a RECLF checkpoint, or a random one (no checkpoint).
+def foreign_encoder_settings(pretrained_checkpoint: str | os.PathLike, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ImageEncoder settings for foreign weights: their backbone, ImageNet form, `settings` else."""
+    backbone = settings.get("backbone")
+    if str(pretrained_checkpoint) == IMAGENET:
+        if backbone is None:
+            raise ValueError("--pretrained_checkpoint imagenet needs the backbone: give --backbone (resnet18/34/50, efficientnet-lite0)")
+    else:
+        found = backbone_weights(read_torch_file(pretrained_checkpoint), pretrained_checkpoint)[1]
+        if backbone not in (None, found):
+            raise DataError(pretrained_checkpoint, f"holds {found} weights, but --backbone {backbone} was given")
+        backbone = found
+    if settings.get("imagenet_input") is False:
+        raise DataError(pretrained_checkpoint, "ImageNet-style weights take their input in ImageNet form; imagenet_input false contradicts them")
+    return {"img_size": 224, "in_channels": 1, **settings, "backbone": backbone, "imagenet_input": True}
 
-    `settings` (backbone, img_size, embed_dim, ...) build the random encoder; with a checkpoint
-    they may only repeat what it stores.
+
+def load_image_encoder(pretrained_checkpoint: Optional[str | os.PathLike] = None, **settings: Any) -> ImageEncoder:
+    """The pretrained :class:`ImageEncoder` of a RECLF checkpoint or of foreign weights
+    (:func:`is_foreign_encoder`), or a random one (no checkpoint).
+
+    `settings` (backbone, img_size, embed_dim, ...) build the random encoder; with a RECLF
+    checkpoint they may only repeat what it stores.
     """
-    encoder = ImageEncoder(**image_encoder_settings(pretrained_checkpoint, **settings))
+    settings = image_encoder_settings(pretrained_checkpoint, **settings)
+    if pretrained_checkpoint is not None and is_foreign_encoder(pretrained_checkpoint):
+        return ImageEncoder(**settings, image_weights=pretrained_checkpoint)
+    encoder = ImageEncoder(**settings)
     if pretrained_checkpoint is not None:
         encoder.load_state_dict(pretrained_encoder_weights(pretrained_checkpoint, encoder, ""))
         logger.info("image encoder from %s (%s at %s px)", pretrained_checkpoint, encoder.settings["backbone"], encoder.settings["img_size"])
@@ -282,15 +333,15 @@ def pretrained_or_untrained(
 # Backbone weight files and segmentation checkpoints.
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
-    """Load a state_dict file into `backbone`; every key must match (else a DataError naming the file)."""
-    state = read_torch_file(path, "backbone weights")
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise DataError(path, f"expected a state_dict (a mapping of tensors), found {type(state).__name__}")
-    check_weights_fit(backbone, state, path, "backbone weights")
-    backbone.load_state_dict(state)
+def load_backbone_weights(module: nn.Module, image_weights: str | os.PathLike, backbone: str) -> None:
+    """Load ImageNet weights (``imagenet`` or a file, see ``ImageEncoder``'s `image_weights`) into the
+    `backbone` network `module`; every key must fit (else a DataError naming the file and the keys)."""
+    state, path = read_image_weights(image_weights, backbone)
+    if backbone == "efficientnet-lite0":
+        state = from_flat_block_names(state, module)
+    check_weights_fit(module, state, path, "image weights")
+    module.load_state_dict(state)
+    logger.info("%s initialised from %s", backbone, path)
 
 
 UNET_SETTINGS = ("out_channels", "decoder_channels", "image_encoder")

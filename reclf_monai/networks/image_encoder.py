@@ -10,8 +10,22 @@ import torch
 from monai.networks import nets
 from torch import nn
 
+from reclf_monai.bundle_switches import optional_path
+from reclf_monai.networks.efficientnet_lite import (
+    HEAD_CHANNELS,
+    LITE_MEAN,
+    LITE_STD,
+    STAGE_CHANNELS,
+    lite0_backbone,
+    lite0_head,
+    lite0_stages,
+)
+from reclf_monai.networks.imagenet_weights import TORCHVISION_MEAN, TORCHVISION_STD, ImageNetInput
+
 RESNETS = ("resnet18", "resnet34", "resnet50")
-BACKBONES = RESNETS + ("vit",)
+EFFICIENTNETS = ("efficientnet-lite0",)
+CNNS = RESNETS + EFFICIENTNETS  # the backbones with a feature pyramid (U-Net skip connections)
+BACKBONES = CNNS + ("vit",)
 LOCAL_LAYERS = ("layer3", "layer4")
 
 
@@ -26,14 +40,22 @@ class ResNetFeatures(nn.Module):
     Weights and activations are kept channels-last (NHWC): the layout oneDNN and cuDNN convolve
     fastest (ResNet-18 forward + backward at 128 px about 15 % faster on our 2-core CPU); values
     are the same as with the default layout.
+
+    `imagenet_input` builds torchvision's layout: a 3-channel stem behind :class:`ImageNetInput`
+    and no bias in the downsampling shortcuts (a batch norm follows them, so the bias did nothing).
     """
 
-    def __init__(self, name: str, in_channels: int, local_layer: str = "layer3"):
+    def __init__(self, name: str, in_channels: int, local_layer: str = "layer3", imagenet_input: bool = False):
         super().__init__()
         if local_layer not in LOCAL_LAYERS:
             raise ValueError(f"unknown local_layer {local_layer!r}; choose one of {LOCAL_LAYERS}")
+        self.input_adapter = ImageNetInput(TORCHVISION_MEAN, TORCHVISION_STD) if imagenet_input else nn.Identity()
         self.backbone = getattr(nets, name)(
-            spatial_dims=2, n_input_channels=in_channels, feed_forward=False, conv1_t_stride=2
+            spatial_dims=2,
+            n_input_channels=3 if imagenet_input else in_channels,
+            feed_forward=False,
+            conv1_t_stride=2,
+            bias_downsample=not imagenet_input,
         )
         self.backbone.to(memory_format=torch.channels_last)
         expansion = type(self.backbone.layer1[0]).expansion
@@ -45,6 +67,7 @@ class ResNetFeatures(nn.Module):
         """The output of every stage, each half the size of the one before: stem (1/2), layer1
         (1/4), layer2 (1/8), layer3 (1/16), layer4 (1/32); a U-Net decoder's skip connections."""
         net = self.backbone
+        image = self.input_adapter(image)
         stem = net.act(net.bn1(net.conv1(image.contiguous(memory_format=torch.channels_last))))
         layer1 = net.layer1(net.maxpool(stem))
         layer2 = net.layer2(layer1)
@@ -56,6 +79,31 @@ class ResNetFeatures(nn.Module):
         layer3, layer4 = stages[3], stages[4]
         local = layer3 if self.local_layer == "layer3" else layer4
         return local, layer4.mean(dim=(2, 3))
+
+
+class EfficientNetFeatures(nn.Module):
+    """EfficientNet-Lite0 (:mod:`efficientnet_lite`): (1/16 stage map, pooled 1280-channel head).
+
+    The 1/16 map (112 channels) plays ResNet layer3's part in local matching; ``stages`` gives the
+    U-Net its five skip connections. `imagenet_input` puts :class:`ImageNetInput` (with Lite's
+    (x - 127) / 128 scaling) in front of a 3-channel stem; without it the stem takes `in_channels`.
+    """
+
+    def __init__(self, in_channels: int, img_size: int, local_layer: str = "layer3", imagenet_input: bool = False):
+        super().__init__()
+        if local_layer != "layer3":
+            raise ValueError(f"{EFFICIENTNETS[0]} matches words against its 1/16 map only (local_layer 'layer3'), got {local_layer!r}")
+        self.input_adapter = ImageNetInput(LITE_MEAN, LITE_STD) if imagenet_input else nn.Identity()
+        self.backbone = lite0_backbone(3 if imagenet_input else in_channels, img_size)
+        self.local_channels = STAGE_CHANNELS[3]
+        self.global_channels = HEAD_CHANNELS
+
+    def stages(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return lite0_stages(self.backbone, self.input_adapter(image))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stages = self.stages(image)
+        return stages[3], lite0_head(self.backbone, stages[4]).mean(dim=(2, 3))
 
 
 class ViTFeatures(nn.Module):
@@ -84,15 +132,22 @@ class ImageEncoder(nn.Module):
     """Patch features (B, D, h, w) and a global vector (B, D) in the joint space.
 
     Args:
-        backbone: `resnet18`, `resnet34`, `resnet50` (MONAI ResNet) or `vit` (MONAI ViT).
-        in_channels: 1 for grey-scale radiographs, 3 for ImageNet-style inputs.
+        backbone: `resnet18`, `resnet34`, `resnet50` (MONAI ResNet), `efficientnet-lite0` (MONAI
+            EfficientNet) or `vit` (MONAI ViT).
+        in_channels: channels of the input image: 1 for grey-scale radiographs.
         embed_dim: D, the joint dimension. Patch features use a 1x1 convolution (as GLoRIA),
             the global vector a linear layer.
         local_layer: ResNet map used for patches, `layer3` (default, GLoRIA) or `layer4`.
         img_size: input side length (ViT only: its position embeddings fix it).
         vit_config: extra ``monai.networks.nets.ViT`` arguments (ViT only).
-        pretrained_path: optional state_dict file for the backbone (the MONAI ResNet/ViT; a file
-            holding {"state_dict": ...} works too). ResNet keys match torchvision's apart from `fc.*`.
+        image_weights: how the backbone starts: None (or the word none) for random weights,
+            ``imagenet`` for ImageNet's (torchvision's ResNet files, through torch.hub's cache; the
+            EfficientNet-Lite0 file of its package), or a path to such a file (torchvision's
+            layout for ResNets, EfficientNet-PyTorch's for Lite0; the classifier is dropped).
+            Any of them implies `imagenet_input`.
+        imagenet_input: the backbone in ImageNet form: grey input repeated to RGB and normalised
+            with the mean/std its weights were trained with, inside the network, so every bundle
+            that rebuilds it from its settings feeds it the same way.
         feature_norm: batch-normalise the backbone's local map and pooled vector before the
             projections. Why: a ResNet's outputs are non-negative after its last ReLU, so the
             embeddings of a backbone trained from scratch start nearly parallel (mean cosine
@@ -100,7 +155,7 @@ class ImageEncoder(nn.Module):
             contrastive loss can barely tell images apart until they spread; centring the
             features across the batch removes that shared component from the first step.
 
-    ``settings`` holds the arguments that shape the encoder (all but `pretrained_path`, which only
+    ``settings`` holds the arguments that shape the encoder (all but `image_weights`, which only
     initialises it), so checkpoints can carry them and rebuild the same encoder.
     """
 
@@ -112,12 +167,17 @@ class ImageEncoder(nn.Module):
         local_layer: str = "layer3",
         img_size: int = 224,
         vit_config: Optional[Mapping[str, Any]] = None,
-        pretrained_path: Optional[str | os.PathLike] = None,
+        image_weights: Optional[str | os.PathLike] = None,
         feature_norm: bool = False,
+        imagenet_input: bool = False,
     ):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+        image_weights = optional_path(image_weights, "image_weights")
+        imagenet_input = bool(imagenet_input or image_weights is not None)
+        if imagenet_input and backbone not in CNNS:
+            raise ValueError(f"ImageNet weights and input exist for {', '.join(CNNS)}, not {backbone!r}")
         self.settings = {
             "backbone": backbone,
             "in_channels": in_channels,
@@ -126,15 +186,18 @@ class ImageEncoder(nn.Module):
             "img_size": img_size,
             "vit_config": dict(vit_config) if vit_config else None,
             "feature_norm": feature_norm,
+            "imagenet_input": imagenet_input,
         }
         if backbone == "vit":
             self.features: nn.Module = ViTFeatures(in_channels, img_size, vit_config)
+        elif backbone in EFFICIENTNETS:
+            self.features = EfficientNetFeatures(in_channels, img_size, local_layer, imagenet_input)
         else:
-            self.features = ResNetFeatures(backbone, in_channels, local_layer)
-        if pretrained_path is not None:
+            self.features = ResNetFeatures(backbone, in_channels, local_layer, imagenet_input)
+        if image_weights is not None:
             from reclf_monai.networks.checkpoints import load_backbone_weights  # it builds ImageEncoders: no cycle
 
-            load_backbone_weights(self.features.backbone, pretrained_path)
+            load_backbone_weights(self.features.backbone, image_weights, backbone)
         self.embed_dim = embed_dim
         self.local_norm = nn.BatchNorm2d(self.features.local_channels) if feature_norm else nn.Identity()
         self.global_norm = nn.BatchNorm1d(self.features.global_channels) if feature_norm else nn.Identity()

@@ -91,14 +91,14 @@ def test_unet_skip_connections_come_from_every_stage_of_the_pretrained_resnet(pr
     torch.testing.assert_close(stages[3], local)
     torch.testing.assert_close(stages[4].mean(dim=(2, 3)), pooled)
     assert unet(image).shape == (2, 1, 64, 64)
-    assert unet.settings["image_encoder"] == {"backbone": "resnet18", "img_size": 64, "in_channels": 1, "vit_config": None}
+    assert unet.settings["image_encoder"] == {"backbone": "resnet18", "img_size": 64, "in_channels": 1, "vit_config": None, "imagenet_input": False}
 
 
 def test_unet_refuses_a_vit_encoder(tmp_path):
     model = tiny_one_layer_model()
     model.settings["image_encoder"]["backbone"] = "vit"  # a checkpoint whose encoder is a ViT
     path = save_checkpoint(model, tmp_path / "vit.pt")
-    with pytest.raises(ValueError, match=r"ResNet encoder.*'vit'.*vit\.pt"):
+    with pytest.raises(ValueError, match=r"convolutional encoder.*'vit'.*vit\.pt"):
         PretrainedUNet(pretrained_checkpoint=path)
 
 
@@ -148,7 +148,7 @@ def test_classifier_checkpoint_round_trip_checks_its_settings(pretrained, tmp_pa
 
 def test_random_baseline_needs_no_checkpoint():
     unet = PretrainedUNet(backbone="resnet34", img_size=96)
-    assert unet.settings["image_encoder"] == {"backbone": "resnet34", "img_size": 96, "in_channels": 1, "vit_config": None}
+    assert unet.settings["image_encoder"] == {"backbone": "resnet34", "img_size": 96, "in_channels": 1, "vit_config": None, "imagenet_input": False}
     classifier = ImageClassifier(4)
     assert classifier.settings["image_encoder"]["backbone"] == "resnet18"
     assert classifier(torch.randn(1, 1, 64, 64)).shape == (1, 4)

@@ -6,7 +6,6 @@ from monai.networks.utils import convert_to_torchscript
 from tiny_models import EMBED, REPORTS, TWO_LAYER_BERT, VARIED_REPORTS, tiny_text_encoder, tiny_two_layer_model, tokenize
 from transformers import AutoTokenizer
 
-from reclf_monai.data.errors import DataError
 from reclf_monai.data.tokenization import default_text_encoder_path
 from reclf_monai.losses import ContrastiveLoss
 from reclf_monai.networks import AGGREGATIONS, ImageEncoder, RECLFModel, TextEncoder
@@ -46,33 +45,6 @@ def test_vit_encoder_gives_token_grid():
     patch_map, global_vector = encoder(images(batch=2))
     assert patch_map.shape == (2, EMBED, 4, 4)
     assert global_vector.shape == (2, EMBED)
-
-
-def test_backbone_weights_load_from_a_state_dict_file(tmp_path):
-    source = ImageEncoder("resnet18", embed_dim=EMBED)
-    plain, nested = tmp_path / "plain.pt", tmp_path / "nested.pt"
-    torch.save(source.features.backbone.state_dict(), plain)
-    torch.save({"state_dict": source.features.backbone.state_dict(), "epoch": 3}, nested)
-    for path in (plain, nested):
-        loaded = ImageEncoder("resnet18", embed_dim=EMBED, pretrained_path=path)
-        assert torch.equal(loaded.features.backbone.conv1.weight, source.features.backbone.conv1.weight)
-
-
-def test_backbone_weights_errors_name_the_file(tmp_path):
-    with pytest.raises(DataError, match="missing.pt: backbone weights file not found"):
-        ImageEncoder("resnet18", pretrained_path=tmp_path / "missing.pt")
-    wrong = tmp_path / "resnet34.pt"
-    torch.save(ImageEncoder("resnet34", embed_dim=EMBED).features.backbone.state_dict(), wrong)
-    with pytest.raises(DataError, match="resnet34.pt: backbone weights do not fit the ResNet: .*unexpected keys"):
-        ImageEncoder("resnet18", pretrained_path=wrong)
-    three_channels = tmp_path / "rgb.pt"
-    torch.save(ImageEncoder("resnet18", in_channels=3).features.backbone.state_dict(), three_channels)
-    with pytest.raises(DataError, match="wrong shapes \\(1\\): conv1.weight"):
-        ImageEncoder("resnet18", in_channels=1, pretrained_path=three_channels)
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_text("not a checkpoint")
-    with pytest.raises(DataError, match="garbage.pt: not a readable"):
-        ImageEncoder("resnet18", pretrained_path=garbage)
 
 
 def test_feature_norm_spreads_the_embeddings_of_a_backbone_trained_from_scratch():
