@@ -15,9 +15,10 @@ shuffled) the handler writes, at the validation's epoch:
 
 The weights are the local scorer's word weights alpha: IRM's importance for `irm` and `reclf`,
 uniform for `mean`/`srm`, the [CLS] attention for `fixed_importance`, softmax(temp2 * s) for `lse`.
-A word is a whole word: WordPiece continuation pieces (``##...``) join the word before them, its
-weight is the sum of its pieces' weights and its map their weighted mean (the grounding heatmap
-of that one-word phrase, :mod:`reclf_monai.networks.grounding`).
+A word is a whole word: where the text encoder matches pieces on their own, WordPiece
+continuation pieces (``##...``) join the word before them, its weight is the sum of its pieces'
+weights and its map their weighted mean (the grounding heatmap of that one-word phrase,
+:mod:`reclf_monai.networks.grounding`); where it sums pieces into words, each position is a word.
 """
 
 from __future__ import annotations
@@ -52,11 +53,21 @@ class ReportWord:
     weight: float
 
 
-def report_words(tokenizer, input_ids: torch.Tensor, word_mask: torch.Tensor, weights: torch.Tensor) -> list[ReportWord]:
-    """The report's words in reading order from one report's token ids, word mask and token weights (T,)."""
+def report_words(
+    tokenizer, input_ids: torch.Tensor, word_mask: torch.Tensor, weights: torch.Tensor, token_words: torch.Tensor | None = None
+) -> list[ReportWord]:
+    """The report's words in reading order from one report's token ids, word mask and weights (T,).
+
+    Without `token_words` the T positions are tokens, and continuation pieces join the word
+    before them; with it (the text encoder summed pieces into words: each token's word, (T,)) the
+    positions are already words, spelt from their tokens."""
     tokens = tokenizer.convert_ids_to_tokens(input_ids.tolist())
+    positions = torch.nonzero(word_mask).flatten().tolist()
+    if token_words is not None:
+        pieces = {slot: [tokens[t] for t in torch.nonzero(token_words == slot).flatten().tolist()] for slot in positions}
+        return [ReportWord(tokenizer.convert_tokens_to_string(pieces[slot]), [slot], float(weights[slot])) for slot in positions]
     groups: list[list[int]] = []
-    for position in torch.nonzero(word_mask).flatten().tolist():
+    for position in positions:
         if groups and tokens[position].startswith(_CONTINUATION) and groups[-1][-1] == position - 1:
             groups[-1].append(position)
         else:
@@ -147,7 +158,9 @@ class WordHeatmapWriter:
             text_features = model.encode_text(input_ids, torch.as_tensor(batch[ATTENTION_MASK_KEY][:1]).to(device))
             weights, maps = word_attention_maps(model, model.encode_image(image), text_features)
         weights, maps = weights[0].float().cpu(), maps[0].float().cpu()
-        words = report_words(self.tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights)
+        token_words = text_features.get("token_words")
+        token_words = None if token_words is None else token_words[0].cpu()
+        words = report_words(self.tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights, token_words)
         if not words:
             logging.getLogger(__name__).warning("the first validation report has no words: no word heatmaps in TensorBoard")
             return

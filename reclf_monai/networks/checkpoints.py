@@ -39,7 +39,13 @@ WEIGHTS_KEY = "model"
 RETIRED_SETTINGS = frozenset({"checkpoint_chunks"})
 # Settings added since checkpoints were first written, with the value every earlier checkpoint
 # (which lacks them) was trained with: settings without them compare as if they held that value.
-ADDED_SETTINGS = {"image_encoder.feature_norm": False, "image_encoder.imagenet_input": False}
+ADDED_SETTINGS = {
+    "image_encoder.feature_norm": False,
+    "image_encoder.imagenet_input": False,
+    "text_encoder.last_n_layers": 1,
+    "text_encoder.word_pieces": "tokens",
+    "text_encoder.sep_as_word": False,
+}
 # Settings that change neither the weights nor the outputs: how much memory the local scorer may
 # use, which layers train, and where the text encoder's files lie on this machine.
 NOT_COMPARED = RETIRED_SETTINGS | {

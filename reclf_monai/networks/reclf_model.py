@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from reclf_monai.networks.checkpoints import RETIRED_SETTINGS, load_pretrained_weights, pretraining_settings
+from reclf_monai.networks.checkpoints import RETIRED_SETTINGS, load_pretrained_weights, pretraining_settings, with_added_settings
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.image_encoder import ImageEncoder
 from reclf_monai.networks.local_matching import LOCAL_AGGREGATIONS, LocalMatching
@@ -128,7 +128,7 @@ class RECLFModel(nn.Module):
         The text encoder is built from its configuration only (its pretrained weights would be
         overwritten by the checkpoint's anyway).
         """
-        model_settings = {key: value for key, value in settings.items() if key not in RETIRED_SETTINGS}
+        model_settings = {key: value for key, value in with_added_settings(settings).items() if key not in RETIRED_SETTINGS}
         image_encoder = ImageEncoder(**model_settings.pop("image_encoder"))
         text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=False)
         return cls(image_encoder, text_encoder, **model_settings)

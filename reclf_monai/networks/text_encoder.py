@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from reclf_monai.bundle_switches import switch_on
 from reclf_monai.data.tokenization import (
     DEFAULT_MAX_LENGTH,
     default_text_encoder_path,
@@ -17,8 +18,12 @@ from reclf_monai.data.tokenization import (
 )
 from reclf_monai.networks.frozen_text_cache import FrozenOutputCache, logger
 from reclf_monai.networks.length_groups import by_length_groups, report_lengths
+from reclf_monai.networks.word_pieces import first_piece_ids, sum_into_words, word_slots
 
 POOLINGS = ("mean", "cls")
+WORD_PIECES = ("sum", "tokens")
+WORDPIECE_CONTINUATION = "##"
+GLORIA_LAST_N_LAYERS = 4
 
 # Reports are encoded in up to this many length groups (`by_length_groups`): on IU reports padded
 # to 96 tokens, 4 groups of a 32-report batch hold about 73 % of the padded tokens (8 groups: 69 %).
@@ -47,6 +52,16 @@ class TextEncoder(nn.Module):
         config_overrides: config fields to change when `pretrained` is False.
         max_length: reports are tokenised to this many tokens. The encoder does not use it itself;
             it is kept in ``settings`` so that evaluation tokenises as training did.
+        last_n_layers: the token features are the sum of the model's last N layers' outputs
+            (1: the last layer alone). Default: GLoRIA's 4 (all layers of a smaller model). The
+            report vector pools the same sum.
+        word_pieces: ``sum`` adds up the word pieces of a WordPiece tokenizer (``cardio``,
+            ``##me``, ...) into one feature per whole word before matching, as GLoRIA and MGCA do
+            (:mod:`word_pieces`); ``tokens`` matches every piece on its own. Default: ``sum`` for a
+            WordPiece (BERT-family) tokenizer, ``tokens`` for any other.
+        sep_as_word: GLoRIA's convention for the special tokens in local matching: [CLS] is left
+            out, the closing [SEP] is matched like a word (its local loss takes the slots 1 to
+            number of words + 1). False leaves out every special token.
         frozen_cache_mb: with frozen layers, keep their output for every report seen in training
             within this many MiB (:class:`FrozenOutputCache`), so a report seen again runs only the
             trained layers (0: no cache). The features stay those of the whole model (the frozen
@@ -54,13 +69,17 @@ class TextEncoder(nn.Module):
             a report's frozen output computed beside reports of another length can differ in its
             last bits, which a long training run amplifies as it does any such difference. Not a
             setting of the network (checkpoints do not carry it). Used in training mode only, and
-            not after `enable_cls_attention`.
+            not after `enable_cls_attention`, nor with `last_n_layers` above 1.
+
+    The defaults are GLoRIA's text handling for BERT-family encoders (``last_n_layers`` 4, pieces
+    summed into words, [SEP] matched); checkpoints written before these settings existed rebuild
+    with what they were trained with (the last layer, every piece, no special token).
 
     ``settings`` holds the arguments that shape the encoder and its input (all but `pretrained`,
     which only initialises it), so checkpoints can carry them and rebuild the same encoder.
 
-    The word mask is True for real words and False for [PAD] and special tokens ([CLS], [SEP], ...),
-    so local matching only sees the report's words. Reports run through the model in groups of
+    The word mask is True for real words (and [SEP] with `sep_as_word`) and False for [PAD] and the
+    other special tokens, so local matching only sees the report's words. Reports run through the model in groups of
     similar length (up to `length_groups`, at least 8 reports each), each cut after its longest
     report; padding never changes a real token's features, so the outputs equal one padded pass at
     every real token.
@@ -75,11 +94,16 @@ class TextEncoder(nn.Module):
         pretrained: bool = True,
         config_overrides: Optional[dict[str, Any]] = None,
         max_length: int = DEFAULT_MAX_LENGTH,
+        last_n_layers: Optional[int] = None,
+        word_pieces: Optional[str] = None,
+        sep_as_word: bool | str = True,
         frozen_cache_mb: float = 0.0,
     ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+        if word_pieces not in (None, *WORD_PIECES):
+            raise ValueError(f"unknown word_pieces {word_pieces!r}; choose one of {WORD_PIECES}")
         if config_overrides and pretrained:
             raise ValueError("config_overrides change the architecture, so they need pretrained=False")
         source, is_local = resolve_pretrained_source(
@@ -93,6 +117,18 @@ class TextEncoder(nn.Module):
         positions = getattr(self.model.config, "max_position_embeddings", None)
         if not 2 <= max_length <= (positions or max_length):
             raise ValueError(f"max_length must lie in [2, {positions}] for this text encoder, got {max_length}")
+        layers = getattr(self.model.config, "num_hidden_layers", 1)
+        if last_n_layers is None:
+            last_n_layers = min(GLORIA_LAST_N_LAYERS, layers)
+        if not 1 <= last_n_layers <= layers:
+            raise ValueError(f"last_n_layers must lie in [1, {layers}] for this {layers}-layer text encoder, got {last_n_layers}")
+        tokenizer = load_tokenizer(source, is_local)
+        continuation_ids = sorted(i for token, i in tokenizer.get_vocab().items() if token.startswith(WORDPIECE_CONTINUATION))
+        if word_pieces is None:
+            word_pieces = "sum" if continuation_ids else "tokens"
+        if word_pieces == "sum" and not continuation_ids:
+            raise ValueError(f"word_pieces 'sum' needs a WordPiece tokenizer (pieces marked {WORDPIECE_CONTINUATION!r}); {source} has none")
+        sep_as_word = switch_on(sep_as_word, "sep_as_word")
         self.settings = {
             "model_name_or_path": None if model_name_or_path is None else os.fspath(model_name_or_path),
             "embed_dim": embed_dim,
@@ -100,9 +136,15 @@ class TextEncoder(nn.Module):
             "pooling": pooling,
             "config_overrides": dict(config_overrides) if config_overrides else None,
             "max_length": max_length,
+            "last_n_layers": last_n_layers,
+            "word_pieces": word_pieces,
+            "sep_as_word": sep_as_word,
         }
-        special_ids = sorted(load_tokenizer(source, is_local).all_special_ids)
-        self.register_buffer("special_token_ids", torch.tensor(special_ids, dtype=torch.long), persistent=False)
+        self.last_n_layers, self.word_pieces = last_n_layers, word_pieces
+        unmatched = set(tokenizer.all_special_ids) - ({tokenizer.sep_token_id} if sep_as_word else set())
+        self.register_buffer("unmatched_token_ids", torch.tensor(sorted(unmatched), dtype=torch.long), persistent=False)
+        self.register_buffer("continuation_ids", torch.tensor(continuation_ids, dtype=torch.long), persistent=False)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         hidden = self.model.config.hidden_size
         self.embed_dim = embed_dim
         self.pooling = pooling
@@ -153,12 +195,15 @@ class TextEncoder(nn.Module):
         self.returns_cls_attention = True
 
     def word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """True for real words: not padding and not a special token."""
-        return attention_mask.bool() & ~torch.isin(input_ids, self.special_token_ids)
+        """True for what local matching sees: not padding, and no special token but [SEP] with `sep_as_word`."""
+        return attention_mask.bool() & ~torch.isin(input_ids, self.unmatched_token_ids)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """Returns `tokens` (B, T, D), `global` (B, D), `word_mask` (B, T) and, after
-        `enable_cls_attention`, `cls_attention` (B, T) (mean over heads of the last layer)."""
+        `enable_cls_attention`, `cls_attention` (B, T) (mean over heads of the last layer). With
+        `word_pieces` ``sum`` the T positions of `tokens`, `word_mask` and `cls_attention` are
+        whole words (summed pieces) in reading order, and `token_words` (B, T) gives each token's
+        word (-1 at padding)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         groups = max(1, min(self.length_groups, input_ids.shape[0] // _REPORTS_PER_GROUP))
@@ -168,11 +213,16 @@ class TextEncoder(nn.Module):
         else:
             weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
-        features = {
-            "tokens": self.token_projection(hidden),
-            "global": self.global_projection(pooled),
-            "word_mask": self.word_mask(input_ids, attention_mask),
-        }
+        features = {"global": self.global_projection(pooled)}
+        if self.word_pieces == "sum":
+            slots, word_counts = word_slots(input_ids, attention_mask, self.continuation_ids)
+            hidden = sum_into_words(hidden, slots)
+            cls_attention = None if cls_attention is None else sum_into_words(cls_attention, slots)
+            input_ids = first_piece_ids(input_ids, slots, word_counts, self.pad_token_id)
+            attention_mask = (torch.arange(input_ids.shape[1], device=input_ids.device) < word_counts[:, None]).long()
+            features["token_words"] = slots
+        features["tokens"] = self.token_projection(hidden)
+        features["word_mask"] = self.word_mask(input_ids, attention_mask)
         if self.returns_cls_attention:
             features["cls_attention"] = cls_attention
         return features
@@ -190,8 +240,11 @@ class TextEncoder(nn.Module):
                 input_ids=input_ids[group, :length],
                 attention_mask=attention_mask[group, :length],
                 output_attentions=self.returns_cls_attention,
+                output_hidden_states=self.last_n_layers > 1,
             )
             cls_attention = output.attentions[-1][:, :, 0, :].mean(dim=1) if self.returns_cls_attention else None
+            if self.last_n_layers > 1:
+                return torch.stack(output.hidden_states[-self.last_n_layers :]).sum(dim=0), cls_attention
             return output.last_hidden_state, cls_attention
 
         return encode
@@ -201,7 +254,7 @@ class TextEncoder(nn.Module):
     def _frozen_cache_usable(self) -> bool:
         """Whether this forward pass may use the cache: training mode, frozen layers that are still
         frozen (eval mode, no gradients) and the same weights as when the cache was filled."""
-        if self.frozen_cache is None or not self.training or self.returns_cls_attention or not self.frozen_modules:
+        if self.frozen_cache is None or not self.training or self.returns_cls_attention or not self.frozen_modules or self.last_n_layers > 1:
             return False
         parameters = [p for module in self.frozen_modules for p in module.parameters()]
         if any(module.training for module in self.frozen_modules) or any(p.requires_grad for p in parameters):

@@ -18,7 +18,7 @@ def encoder_pair(frozen_cache_mb=1.0):
     for cache in (0.0, frozen_cache_mb):
         torch.manual_seed(0)
         encoders.append(
-            TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TWO_LAYER_BERT, freeze_layers=1, frozen_cache_mb=cache).train()
+            TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TWO_LAYER_BERT, freeze_layers=1, last_n_layers=1, frozen_cache_mb=cache).train()
         )
     return encoders
 
@@ -70,7 +70,7 @@ def test_a_change_of_the_frozen_weights_empties_the_cache():
     step(cached, input_ids, attention_mask)
     assert len(cached.frozen_cache) == len(VARIED_REPORTS)
     torch.manual_seed(5)
-    other = TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TWO_LAYER_BERT, freeze_layers=1).train()
+    other = TextEncoder(embed_dim=EMBED, pretrained=False, config_overrides=TWO_LAYER_BERT, freeze_layers=1, last_n_layers=1).train()
     cached.load_state_dict(other.state_dict())
     expected, _ = step(other, input_ids, attention_mask)
     features, _ = step(cached, input_ids, attention_mask)

@@ -71,19 +71,34 @@ def test_unknown_backbone_is_rejected():
 # ---------------------------------------------------------------- text encoder
 
 
-def test_default_text_encoder_is_the_local_minilm_and_masks_special_tokens():
+def test_default_text_encoder_is_the_local_minilm_with_glorias_text_handling():
     encoder = TextEncoder(embed_dim=EMBED)
     assert encoder.model.config.hidden_size == 384 and encoder.model.config.num_hidden_layers == 6
+    assert {name: encoder.settings[name] for name in ("last_n_layers", "word_pieces", "sep_as_word")} == {
+        "last_n_layers": 4, "word_pieces": "sum", "sep_as_word": True
+    }  # fmt: skip
     input_ids, attention_mask = tokenize(REPORTS[:2])
     features = encoder(input_ids, attention_mask)
     assert features["tokens"].shape == (2, 12, EMBED)
     assert features["global"].shape == (2, EMBED)
     tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
     for row, text in enumerate(REPORTS[:2]):
-        words = len(tokenizer.tokenize(text))
+        words = len([piece for piece in tokenizer.tokenize(text) if not piece.startswith("##")])
         expected = torch.zeros(12, dtype=torch.bool)
-        expected[1 : 1 + words] = True  # [CLS] words [SEP] [PAD]...
+        expected[1 : 2 + words] = True  # [CLS] words [SEP] [PAD]...: the words and [SEP]
         assert torch.equal(features["word_mask"][row], expected)
+
+
+def test_token_level_matching_masks_every_special_token():
+    encoder = TextEncoder(embed_dim=EMBED, last_n_layers=1, word_pieces="tokens", sep_as_word=False)
+    input_ids, attention_mask = tokenize(REPORTS[:2])
+    features = encoder(input_ids, attention_mask)
+    tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
+    for row, text in enumerate(REPORTS[:2]):
+        expected = torch.zeros(12, dtype=torch.bool)
+        expected[1 : 1 + len(tokenizer.tokenize(text))] = True  # [CLS] pieces [SEP] [PAD]...
+        assert torch.equal(features["word_mask"][row], expected)
+    assert "token_words" not in features
 
 
 def test_padding_does_not_change_text_features():
@@ -113,7 +128,7 @@ def test_length_groups_put_outputs_back_in_report_order_zero_padded(report_dim):
 
 
 def test_text_length_groups_equal_one_padded_pass():
-    encoder = tiny_text_encoder().eval()
+    encoder = tiny_text_encoder(last_n_layers=1, word_pieces="tokens").eval()
     encoder.enable_cls_attention()
     calls, forward = [], encoder.model.forward
     encoder.model.forward = lambda *args, **kwargs: calls.append(kwargs["input_ids"].shape) or forward(*args, **kwargs)
