@@ -17,23 +17,35 @@ from monai.inferers import Inferer
 from torch import nn
 
 from reclf_monai.metrics.contrastive_evaluation import encode_class_prompts
-from reclf_monai.metrics.zero_shot import mean_over_prompts
+from reclf_monai.metrics.zero_shot import class_scores_from_prompts
 from reclf_monai.networks.checkpoints import unwrap
+from reclf_monai.networks.reclf_model import check_scoring
 
 
 class ZeroShotInferer(Inferer):
     """(B, C) class scores: each image's mean pair logit over each class's prompts, the same
-    scores as :class:`~reclf_monai.metrics.ZeroShotMetric` (softmax them for probabilities).
+    scores as :class:`~reclf_monai.metrics.ZeroShotMetric` (softmax them for probabilities). With
+    `scoring` ``gloria``: GLoRIA's pair score and the best of a class's prompts; the
+    standardisation over a set of images that GLoRIA applies next is the metric's (an inferer
+    sees one batch).
 
     Args:
         prompts: class name -> prompt texts (e.g. from :func:`reclf_monai.data.read_class_prompts`).
         class_names: the order of the output columns; default: the order of `prompts`.
         tokenize: maps ``{"report": text}`` to `input_ids` and `attention_mask` (``TokenizeReportd``
             with the checkpoint's text encoder and `max_length`).
+        scoring: ``model`` or ``gloria`` (``RECLFModel.pair_logits``).
     """
 
-    def __init__(self, prompts: Mapping[str, Sequence[str]], tokenize: Callable[[dict], dict], class_names: Optional[Sequence[str]] = None):
+    def __init__(
+        self,
+        prompts: Mapping[str, Sequence[str]],
+        tokenize: Callable[[dict], dict],
+        class_names: Optional[Sequence[str]] = None,
+        scoring: str = "model",
+    ):
         super().__init__()
+        self.scoring = check_scoring(scoring)
         self.class_names = list(prompts) if class_names is None else list(class_names)
         missing = [name for name in self.class_names if not prompts.get(name)]
         if missing:
@@ -55,5 +67,5 @@ class ZeroShotInferer(Inferer):
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         model = unwrap(network)
         text_features, owners = self.prompt_features(model)
-        logits = model.pair_logits(model.encode_image(inputs), text_features)
-        return mean_over_prompts(logits.float(), owners, len(self.class_names))
+        scores = model.pair_logits(model.encode_image(inputs), text_features, self.scoring)
+        return class_scores_from_prompts(scores.float(), owners, len(self.class_names), self.scoring)

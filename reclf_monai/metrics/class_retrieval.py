@@ -18,6 +18,7 @@ from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
 from reclf_monai.data.class_prompts import read_class_prompts
+from reclf_monai.networks.reclf_model import check_scoring
 
 from .contrastive_evaluation import concat_feature_batches, detached_features, encode_class_prompts, score_all_pairs
 from .retrieval import class_precision_at_k
@@ -45,6 +46,7 @@ class ClassRetrievalMetric(Metric):
         shortlist_k: None scores every pair exactly; k scores exactly only the global shortlist of
             k per image and per text (:func:`~reclf_monai.metrics.score_all_pairs`), exact for every
             P@K with K <= k.
+        scoring: how a pair is scored, ``model`` or GLoRIA's ``gloria`` (``RECLFModel.pair_logits``).
 
     ``compute`` returns `i2t_P@K`, `t2i_P@K`, their mean `P@K` and `P_mean` (the mean of `P@K`
     over the Ks), cached until the next reset.
@@ -61,6 +63,7 @@ class ClassRetrievalMetric(Metric):
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
         device: Any = "cpu",
         shortlist_k: Optional[int] = None,
+        scoring: str = "model",
     ):
         if text_source not in TEXT_SOURCES:
             raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
@@ -81,6 +84,7 @@ class ClassRetrievalMetric(Metric):
         self.tokenize = tokenize
         self.ks = tuple(ks)
         self.shortlist_k = check_shortlist_k(shortlist_k)
+        self.scoring = check_scoring(scoring)
         super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
@@ -115,7 +119,7 @@ class ClassRetrievalMetric(Metric):
                 texts, text_classes = concat_feature_batches(self._texts), image_classes
             else:
                 texts, text_classes = encode_class_prompts(self.network, self.prompts, self.class_names, self.tokenize)
-            logits = score_all_pairs(self.network, concat_feature_batches(self._images), texts, shortlist_k=self.shortlist_k)
+            logits = score_all_pairs(self.network, concat_feature_batches(self._images), texts, shortlist_k=self.shortlist_k, scoring=self.scoring)
             self._result = class_retrieval_precision(logits, image_classes, text_classes, self.ks)
         return self._result
 

@@ -19,10 +19,11 @@ from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
 
 from reclf_monai.data import TokenizeReportd, chest_xray_transforms
+from reclf_monai.networks.reclf_model import check_scoring
 
 from .retrieval import retrieval_recall_at_k
 from .shortlist import check_shortlist_k, score_shortlisted_pairs
-from .zero_shot import mean_over_prompts, zero_shot_classification_metrics
+from .zero_shot import class_scores_from_prompts, standardise_classes, zero_shot_classification_metrics
 
 
 def _unwrap(network: nn.Module) -> nn.Module:
@@ -44,27 +45,33 @@ def detached_features(features: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 @torch.no_grad()
 def score_all_pairs(
-    network: nn.Module, image_features: Mapping, text_features: Mapping, images_per_chunk: int = 64, shortlist_k: Optional[int] = None
+    network: nn.Module,
+    image_features: Mapping,
+    text_features: Mapping,
+    images_per_chunk: int = 64,
+    shortlist_k: Optional[int] = None,
+    scoring: str = "model",
 ) -> torch.Tensor:
     """(N_images, N_texts) combined logits on the CPU, computed on the network's device.
 
     `shortlist_k` None scores every pair exactly, in image chunks. A number k scores exactly only
     the pairs of the global shortlist (each image's k best texts and each text's k best images by
     the global term) and gives every other pair -inf (:mod:`.shortlist`); k at least the smaller
-    of N_images and N_texts shortlists every pair, so that is the exact computation.
+    of N_images and N_texts shortlists every pair, so that is the exact computation. `scoring`:
+    see ``RECLFModel.pair_logits``.
     """
     model = _unwrap(network)
     count = next(iter(image_features.values())).shape[0]
     text_count = next(iter(text_features.values())).shape[0]
     shortlist_k = check_shortlist_k(shortlist_k)
     if shortlist_k is not None and shortlist_k < min(count, text_count):
-        return score_shortlisted_pairs(model, image_features, text_features, shortlist_k)
+        return score_shortlisted_pairs(model, image_features, text_features, shortlist_k, scoring)
     device = next(model.parameters()).device
     texts = {key: value.to(device) for key, value in text_features.items()}
     rows = []
     for start in range(0, count, images_per_chunk):
         chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
-        rows.append(model.pair_logits(chunk, texts).float().cpu())
+        rows.append(model.pair_logits(chunk, texts, scoring).float().cpu())
     return torch.cat(rows)
 
 
@@ -106,6 +113,7 @@ class RetrievalMetric(Metric):
     it (e.g. the key metric) costs nothing more. `shortlist_k`: None scores every pair exactly; k
     scores exactly only the global shortlist of k per image and per text (:func:`score_all_pairs`),
     which leaves every Recall@K with K <= k computed from exact scores among the candidates.
+    `scoring`: how a pair is scored, ``model`` or GLoRIA's ``gloria`` (``RECLFModel.pair_logits``).
     """
 
     def __init__(
@@ -115,10 +123,12 @@ class RetrievalMetric(Metric):
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
         device: Any = "cpu",
         shortlist_k: Optional[int] = None,
+        scoring: str = "model",
     ):
         self.network = network
         self.ks = tuple(ks)
         self.shortlist_k = check_shortlist_k(shortlist_k)
+        self.scoring = check_scoring(scoring)
         super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
@@ -146,7 +156,7 @@ class RetrievalMetric(Metric):
             if not self._images:
                 raise RuntimeError("RetrievalMetric needs at least one batch before compute()")
             logits = score_all_pairs(
-                self.network, concat_feature_batches(self._images), concat_feature_batches(self._texts), shortlist_k=self.shortlist_k
+                self.network, concat_feature_batches(self._images), concat_feature_batches(self._texts), shortlist_k=self.shortlist_k, scoring=self.scoring
             )
             result = retrieval_recall_at_k(logits, self.ks, torch.cat(self._groups))
             result["R_mean"] = sum(result[f"R@{k}"] for k in self.ks) / len(self.ks)
@@ -158,7 +168,9 @@ class ZeroShotMetric(Metric):
     """Zero-shot classification: every image scored against every class's prompts.
 
     A class's score is the mean of the image's pair logits over that class's prompts (the same
-    scorer as training, prompts taking the place of reports). ``compute`` returns `auc` (macro,
+    scorer as training, prompts taking the place of reports); with `scoring` ``gloria``, GLoRIA's
+    zero-shot: its pair score (``RECLFModel.pair_logits``), the best of a class's prompts, and each
+    class's scores standardised over the images. ``compute`` returns `auc` (macro,
     one-vs-rest), `acc` and `f1` (macro) of the argmax, cached until the next reset.
 
     Args:
@@ -168,6 +180,7 @@ class ZeroShotMetric(Metric):
         tokenize: a callable mapping ``{"report": text}`` to a dict with `input_ids` and
             `attention_mask` (e.g. ``TokenizeReportd``).
         output_transform: evaluator output -> (image feature dict, integer targets).
+        scoring: ``model`` or ``gloria`` (:data:`~reclf_monai.networks.reclf_model.SCORINGS`).
     """
 
     def __init__(
@@ -178,6 +191,7 @@ class ZeroShotMetric(Metric):
         tokenize: Callable[[dict], dict],
         output_transform: Callable = lambda out: (out["pred"], out["label"]),
         device: Any = "cpu",
+        scoring: str = "model",
     ):
         missing = [name for name in class_names if not prompts.get(name)]
         if missing:
@@ -186,6 +200,7 @@ class ZeroShotMetric(Metric):
         self.class_names = list(class_names)
         self.prompts = {name: list(prompts[name]) for name in self.class_names}
         self.tokenize = tokenize
+        self.scoring = check_scoring(scoring)
         super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
@@ -206,9 +221,11 @@ class ZeroShotMetric(Metric):
         return encode_class_prompts(self.network, self.prompts, self.class_names, self.tokenize)
 
     def class_scores(self) -> torch.Tensor:
-        """(N_images, N_classes): mean pair logit over each class's prompts."""
+        """(N_images, N_classes): each class's score from its prompts, as `scoring` pools them."""
         text_features, owners = self.prompt_features()
-        return mean_over_prompts(score_all_pairs(self.network, concat_feature_batches(self._images), text_features), owners, len(self.class_names))
+        pair_scores = score_all_pairs(self.network, concat_feature_batches(self._images), text_features, scoring=self.scoring)
+        scores = class_scores_from_prompts(pair_scores, owners, len(self.class_names), self.scoring)
+        return standardise_classes(scores) if self.scoring == "gloria" else scores
 
     def compute(self) -> dict[str, float]:
         if not self._images:

@@ -50,8 +50,11 @@ def shortlist_candidates(global_logits: torch.Tensor, shortlist_k: int) -> torch
 
 
 @torch.no_grad()
-def score_shortlisted_pairs(model: nn.Module, image_features: Mapping, text_features: Mapping, shortlist_k: int) -> torch.Tensor:
-    """(N_img, N_txt) on the CPU: ``model.pair_logits`` on the shortlisted pairs, -inf elsewhere.
+def score_shortlisted_pairs(
+    model: nn.Module, image_features: Mapping, text_features: Mapping, shortlist_k: int, scoring: str = "model"
+) -> torch.Tensor:
+    """(N_img, N_txt) on the CPU: ``model.pair_logits`` (with `scoring`) on the shortlisted pairs,
+    -inf elsewhere; the shortlist itself ranks by the global cosine, as either scoring contains it.
 
     One exact call per image, on that image's candidates only, so the local scorer never sees a
     pair outside the shortlist. `model` is the unwrapped RECLF model; features may live anywhere.
@@ -65,5 +68,5 @@ def score_shortlisted_pairs(model: nn.Module, image_features: Mapping, text_feat
         columns = shortlisted.nonzero().squeeze(1)
         image = {key: value[row : row + 1].to(device) for key, value in image_features.items()}
         candidate_texts = {key: value[columns.to(device)] for key, value in texts.items()}
-        logits[row, columns] = model.pair_logits(image, candidate_texts)[0].float().cpu()
+        logits[row, columns] = model.pair_logits(image, candidate_texts, scoring)[0].float().cpu()
     return logits

@@ -17,6 +17,29 @@ def mean_over_prompts(pair_logits: torch.Tensor, owners: torch.Tensor, num_class
     return pair_logits @ one_hot / one_hot.sum(0)
 
 
+def max_over_prompts(pair_scores: torch.Tensor, owners: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(N, C) class scores from (N, P) pair scores: each class's best prompt (GLoRIA's zero-shot)."""
+    owners = owners.to(pair_scores.device)
+    return torch.stack([pair_scores[:, owners == index].amax(dim=1) for index in range(num_classes)], dim=1)
+
+
+def class_scores_from_prompts(pair_scores: torch.Tensor, owners: torch.Tensor, num_classes: int, scoring: str = "model") -> torch.Tensor:
+    """(N, C) class scores of N images from their scores against every prompt, pooled over each
+    class's prompts as `scoring` does (``RECLFModel.pair_logits``): the mean (``model``) or the
+    best prompt (``gloria``)."""
+    pool = max_over_prompts if scoring == "gloria" else mean_over_prompts
+    return pool(pair_scores, owners, num_classes)
+
+
+def standardise_classes(class_scores: torch.Tensor) -> torch.Tensor:
+    """Each class's column standardised over the images (mean 0, standard deviation 1), as GLoRIA's
+    zero-shot ``utils.normalize`` does, so that the argmax compares classes on one scale; the
+    ranking within a class, hence its AUC, stays the same."""
+    if class_scores.shape[0] < 2:
+        return class_scores
+    return (class_scores - class_scores.mean(0)) / class_scores.std(0).clamp_min(torch.finfo(class_scores.dtype).tiny)
+
+
 def zero_shot_classification_metrics(
     class_scores: torch.Tensor, targets: Sequence[int] | torch.Tensor
 ) -> dict[str, float]:

@@ -19,6 +19,15 @@ from reclf_monai.networks.temperature import Temperature
 from reclf_monai.networks.text_encoder import TextEncoder
 
 AGGREGATIONS = ("global_only",) + LOCAL_AGGREGATIONS
+SCORINGS = ("model", "gloria")
+GLORIA_ZERO_SHOT_TEMP2 = 5.0  # GLoRIA's get_local_similarities: exp(5 x cosine), max over words, log
+
+
+def check_scoring(scoring: str) -> str:
+    """`scoring` if it is one of :data:`SCORINGS`, else a ValueError naming the choices."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; choose one of {SCORINGS}")
+    return scoring
 
 
 class RECLFModel(nn.Module):
@@ -200,13 +209,34 @@ class RECLFModel(nn.Module):
                 groups.setdefault(scales.get(id(parameter), 1.0), []).append(parameter)
         return [{"params": parameters, "lr": learning_rate * scale} for scale, parameters in groups.items()]
 
-    def pair_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One score per (image, text) pair: global cosine / tau_global + local S / tau_local.
+    def pair_logits(
+        self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor], scoring: str = "model"
+    ) -> torch.Tensor:
+        """One score per (image, text) pair, what retrieval ranks by and zero-shot classification
+        pools over a class's prompts (:data:`SCORINGS`):
 
-        What retrieval ranks by and what zero-shot classification averages over a class's prompts.
+        - ``model``: global cosine / tau_global + local S / tau_local, the scores the model was
+          trained on; for `lse` the local S is the log-mean-exp over words, log sum_t exp(temp2
+          s_t) - log(words): log-sum-exp adds up to temp2 x ln(words) to a text for its length
+          alone, which favoured long prompts (the loss keeps GLoRIA's log-sum-exp);
+        - ``gloria``: GLoRIA's zero-shot score, (global cosine + temp2 x max over words of s~_t) / 2
+          with GLoRIA's temp2 (5): the best-matched word, whatever the text's length.
         """
-        scores = self.similarity(image_features, text_features)
-        return sum(scores[name] / tau for name, tau in self.temperatures().items())
+        check_scoring(scoring)
+        global_cosine = self.global_similarity(image_features, text_features)
+        if self.local_matching is None:
+            return global_cosine if scoring == "gloria" else global_cosine / self.global_temperature()
+        word_mask = text_features["word_mask"].bool()
+        details = self.local_matching.match_details(
+            image_features["patches"], text_features["tokens"], word_mask, text_features.get("cls_attention"), keep_details=False
+        )
+        if scoring == "gloria":
+            word_scores = details["token_scores"].masked_fill(~word_mask, float("-inf"))
+            return (global_cosine + GLORIA_ZERO_SHOT_TEMP2 * word_scores.amax(dim=-1)) / 2
+        local = details["similarity"]
+        if self.aggregation == "lse":
+            local = local - word_mask.sum(-1).clamp_min(1).log()
+        return global_cosine / self.global_temperature() + local / self.local_temperature()
 
     def global_pair_logits(self, image_features: dict[str, torch.Tensor], text_features: dict[str, torch.Tensor]) -> torch.Tensor:
         """The global term of :meth:`pair_logits` alone (cosine / tau_global), from the `global`

@@ -29,8 +29,8 @@ from PIL import Image
 from ..data.datalist import SPLITS, split_by_group, write_datalist
 from ..data.iu_reports import IUReport, iter_iu_reports
 from ..data.report_text import compose_report
-from .mesh_findings import resolve_findings
 from .laterality import write_laterality_set
+from .mesh_findings import resolve_findings
 from .radiograph import case_rng, render_case
 from .zero_shot_classes import PROMPTS, ZERO_SHOT_CLASSES, class_target, single_class
 
