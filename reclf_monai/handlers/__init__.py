@@ -1,9 +1,10 @@
-"""Ignite handlers that MONAI does not offer: training scalars, word heatmaps, non-finite loss, the
+"""Ignite handlers that MONAI does not offer: training scalars, gradient clipping, word heatmaps, non-finite loss, the
 checkpoint folder and resuming, the metrics report, embedding export; segmentation overlays for
 MONAI's ``TensorBoardImageHandler``."""
 
 from .checkpoints import BestModelRecord, ResumeScheduleHorizon, claim_checkpoint_folder, last_checkpoint
 from .embedding_writer import EmbeddingCollector, write_embeddings
+from .gradient_clipping import GradientClipping
 from .metrics_report import MetricsReport, MetricsReportHandler, image_metadata
 from .non_finite_loss import StopOnNonFiniteLoss
 from .probability_writer import ProbabilityWriter
@@ -16,6 +17,7 @@ __all__ = [
     "BestModelRecord",
     "EmbeddingCollector",
     "FeatureCollector",
+    "GradientClipping",
     "MetricsReport",
     "MetricsReportHandler",
     "ProbabilityWriter",
