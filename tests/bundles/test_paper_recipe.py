@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from bundle_testing import BUNDLES
 from monai.bundle import ConfigParser, ConfigWorkflow
 from torchvision_layout import torchvision_file
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from bundle_testing import BUNDLES
 from reclf_monai.data.tokenization import default_text_encoder_path
 
 pytestmark = pytest.mark.end_to_end
@@ -22,7 +22,13 @@ pytestmark = pytest.mark.end_to_end
 CONFIGS = BUNDLES / "reclf_pretrain" / "configs"
 # What the overlay adds to train.json rather than overrides: Adam's betas and the model's fixed
 # temperatures (arguments train.json leaves at RECLFModel's defaults).
-ADDED = {"optimizer#betas", *(f"network_def#{name}" for name in ("global_temperature", "local_temperature", "learn_temperatures", "gloria_temp1", "gloria_temp2"))}
+ADDED = {
+    "optimizer#betas",
+    *(
+        f"network_def#{name}"
+        for name in ("global_temperature", "local_temperature", "learn_temperatures", "gloria_temp1", "gloria_temp2")
+    ),
+}
 
 
 def test_paper_overlay_sets_glorias_recipe_on_settings_train_json_has():
@@ -47,7 +53,9 @@ def tiny_clinical_bert(tmp_path) -> Path:
     folder = tmp_path / "tiny_bert"
     tokenizer = AutoTokenizer.from_pretrained(default_text_encoder_path())
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -7,19 +7,18 @@ import math
 
 import pytest
 import torch
+from tiny_models import TWO_LAYER_BERT
 
 from reclf_monai.metrics import ZeroShotMetric
 from reclf_monai.metrics.zero_shot import class_scores_from_prompts, standardise_classes
 from reclf_monai.networks import ImageEncoder, RECLFModel, TextEncoder
-
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def tiny_model(aggregation: str) -> RECLFModel:
     torch.manual_seed(0)
     return RECLFModel(
         ImageEncoder("resnet18", embed_dim=16),
-        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TINY_BERT),
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=TWO_LAYER_BERT),
         aggregation,
     ).eval()
 

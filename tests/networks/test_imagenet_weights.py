@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import ONE_LAYER_BERT
 from torch import nn
 from torchvision_layout import torchvision_file
 
@@ -101,10 +102,9 @@ def test_efficientnet_lite0_loads_every_tensor_of_the_packaged_imagenet_file():
 
 
 def test_the_imagenet_lite0_encoder_carries_into_the_unet(tmp_path):
-    tiny_bert = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
     model = RECLFModel(
         ImageEncoder("efficientnet-lite0", embed_dim=16, img_size=64, image_weights="imagenet"),
-        TextEncoder(embed_dim=16, pretrained=False, config_overrides=tiny_bert),
+        TextEncoder(embed_dim=16, pretrained=False, config_overrides=ONE_LAYER_BERT),
         "mean",
     )
     checkpoint = save_checkpoint(model, tmp_path / "model.pt")
