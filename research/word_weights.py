@@ -110,6 +110,16 @@ def kind_of(word: str, findings: frozenset[str]) -> str:
     return "finding" if singular(word) in findings else "other"
 
 
+def words_in_slots(tokens: Sequence[str], token_words: torch.Tensor, is_word: torch.Tensor) -> list[tuple[str, list[int]]]:
+    """The words of a text encoder that sums word pieces: (word, [slot]) for every matched slot,
+    spelt from the tokens in that slot (``token_words``: each token's slot)."""
+    words = []
+    for slot in torch.nonzero(is_word).flatten().tolist():
+        pieces = [tokens[t] for t in torch.nonzero(token_words == slot).flatten().tolist()]
+        words.append(("".join(piece.removeprefix("##") for piece in pieces), [slot]))
+    return words
+
+
 def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]], dict | None]:
     """The checkpoint's aggregation; per item its words as (word, kind, alpha summed over the
     word's tokens, tokens); and, with SRM, (mean absolute value, standard deviation) over the word
@@ -125,10 +135,15 @@ def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[s
     with torch.no_grad():
         details = paired_match_details(model, image_features, text_features)
     reports = []
-    for item, alpha, is_word in zip(items, details["token_weights"], word_mask):
+    token_words = text_features.get("token_words")
+    for index, (item, alpha, is_word) in enumerate(zip(items, details["token_weights"], word_mask)):
         tokens = tokenize.tokenizer.convert_ids_to_tokens(tokenize({"report": item["report"]})["input_ids"].tolist())
         findings = finding_vocabulary(item.get("mesh", []))
-        reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words_of(tokens, is_word.tolist())])
+        if token_words is None:
+            words = words_of(tokens, is_word.tolist())
+        else:
+            words = words_in_slots(tokens, token_words[index], is_word)
+        reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words])
     corrections = None
     if "token_corrections" in details:
         added = details["token_corrections"][word_mask]

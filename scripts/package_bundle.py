@@ -54,7 +54,7 @@ INFERENCE = Path("configs", "inference.json")
 MODEL = Path("models", "model.pt")
 MONAI_WRAPPERS = ("Failed to evaluate", "Failed to instantiate")
 
-_RESNET18 = {"backbone": "resnet18", "img_size": 224, "in_channels": 1, "vit_config": None}
+_RESNET18 = {"backbone": "resnet18", "img_size": 224, "in_channels": 1, "vit_config": None, "imagenet_input": False}
 _PRETRAINING = {
     "aggregation": "reclf",
     "image_encoder": {"backbone": "resnet18", "in_channels": 1, "embed_dim": 256, "img_size": 224},

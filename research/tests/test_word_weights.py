@@ -80,7 +80,7 @@ def test_one_hand_written_report_against_one_image(pretraining_corpus, checkpoin
     image = next((pretraining_corpus / "images").glob("*.png"))
     word_weights.main(["--checkpoint", str(checkpoints["mean"]), "--image", str(image), "--report", "Mild cardiomegaly. No left effusion."])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].split() == ["mild[o]1.00", "cardiomegaly[o]1.00", ".[p]1.00", "no[n]1.00", "left[l]1.00", "effusion[o]1.00", ".[p]1.00"]
+    assert lines[-1].split() == ["mild[o]1.00", "cardiomegaly[o]1.00", ".[p]1.00", "no[n]1.00", "left[l]1.00", "effusion[o]1.00", ".[p]1.00", "[SEP][o]1.00"]  # GLoRIA's convention: [SEP] is matched
 
 
 def test_global_only_has_no_word_weights(pretraining_corpus, tmp_path):

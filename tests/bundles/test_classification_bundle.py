@@ -96,7 +96,7 @@ def test_train_saves_the_best_model_with_its_settings_and_one_event_file(trained
     assert checkpoint["network_settings"] == {
         "num_classes": len(ZERO_SHOT_CLASSES),
         "freeze_encoder": True,
-        "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None},
+        "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None, "imagenet_input": False},
     }
     assert checkpoint["classification"] == {"task": "multi_label", "class_names": list(ZERO_SHOT_CLASSES)}
     # frozen: the saved encoder is the pretrained one, batch-norm statistics included

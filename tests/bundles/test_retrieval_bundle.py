@@ -50,7 +50,7 @@ class DotScorer(nn.Module):
         self.anchor = nn.Parameter(torch.zeros(()))  # score_all_pairs reads the device from a parameter
         self.prompt_vectors = prompt_vectors
 
-    def pair_logits(self, image_features, text_features):
+    def pair_logits(self, image_features, text_features, scoring="model"):
         return image_features["global"] @ text_features["global"].T
 
     def encode_text(self, input_ids, attention_mask=None):

@@ -134,7 +134,7 @@ def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pr
         "out_channels": 1,
         "decoder_channels": DECODER,
         "freeze_encoder": True,
-        "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None},
+        "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None, "imagenet_input": False},
     }
     # every encoder tensor, batch-norm statistics included, is still the pretraining checkpoint's
     pretrained = encoder_weights(load_checkpoint(pretraining)["model"], ENCODER_PREFIX)
@@ -332,7 +332,7 @@ def test_workflows_have_monai_properties_and_a_random_baseline(trained, corpus, 
     baseline = parsed_workflow(["train.json"], "train", pretrained_checkpoint="none", image_size=IMAGE_SIZE, ckpt_dir=tmp_path / "models", **folders)
     assert baseline.check_properties() == []
     network = baseline.parser.get_parsed_content("network_def")
-    assert network.settings["image_encoder"] == {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None}
+    assert network.settings["image_encoder"] == {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None, "imagenet_input": False}
     # frozen by default, random or not: the optimizer holds exactly the decoder's and the head's parameters
     optimized = {id(parameter) for group in baseline.parser.get_parsed_content("optimizer").param_groups for parameter in group["params"]}
     trained_names = {name for name, parameter in network.named_parameters() if id(parameter) in optimized}

@@ -79,7 +79,7 @@ class TwoTermScorer(nn.Module):
     def global_pair_logits(self, image_features, text_features):
         return image_features["global"] @ text_features["global"].T
 
-    def pair_logits(self, image_features, text_features):
+    def pair_logits(self, image_features, text_features, scoring="model"):
         return self.global_pair_logits(image_features, text_features) + image_features["local"] @ text_features["local"].T
 
 
