@@ -15,14 +15,15 @@ import torch
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 
+from reclf_monai.bundle_switches import optional_setting
+
 
 class GradientClipping:
     """Clip the total gradient norm of the trainer's network to `max_norm` at every iteration;
     `max_norm` None (or the word none) clips nothing."""
 
     def __init__(self, max_norm: Optional[float | str] = None):
-        if isinstance(max_norm, str) and max_norm.strip().lower() in ("none", "null"):
-            max_norm = None
+        max_norm = optional_setting(max_norm)
         if max_norm is not None and not float(max_norm) > 0:
             raise ValueError(f"gradient_clip_norm must be positive (or none), got {max_norm!r}")
         self.max_norm = None if max_norm is None else float(max_norm)
