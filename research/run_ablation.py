@@ -77,14 +77,16 @@ from typing import Any, Iterable
 
 from research.host_description import cpu_model
 from scripts.downstream_table import (
-    CHANCE_LEVEL,
     LOCAL_SCORER_TASKS,
     RECORD,
+    Figure,
     Step,
     Task,
+    baseline_checkpoint,
     build_tasks,
     finished_record,
     root_cause,
+    run_settings,
     run_step,
     run_task,
     sampled_datalist,
@@ -101,7 +103,7 @@ FRACTION_TASKS = ("classification", "segmentation")
 # Zero-shot tasks: their per-class AUCs (from the bundle's probabilities CSV) get a table of their own.
 PER_CLASS_TASKS = ("zeroshot_five", "zeroshot_laterality")
 PROBABILITIES_FILE = "class_probabilities.csv"
-RETRIEVAL_FIGURES = [(f"P@{k}", ("class_retrieval", f"P@{k}")) for k in (1, 5, 10)]
+RETRIEVAL_FIGURES = [Figure(f"P@{k}", ("class_retrieval", f"P@{k}"), lambda _: math.nan) for k in (1, 5, 10)]
 RANDOM = "random init"
 # The comparison the method claims: relation modelling (CANDIDATE) against pooling without it.
 CANDIDATE = "reclf"
@@ -277,11 +279,11 @@ def pretrain(args: argparse.Namespace, cell: Cell, folder: Path) -> tuple[str, d
     return "computed", record
 
 
-def downstream_tasks(args: argparse.Namespace, checkpoint: Path, fraction: float, seed: int, image_size: int | None, datalist: Path) -> dict[str, Task]:
-    """downstream_table's tasks for one checkpoint, label fraction and training seed, by key;
-    retrieval reports P@1, P@5 and P@10."""
-    options = argparse.Namespace(**{**vars(args), "checkpoint": str(checkpoint), "data_fraction": fraction, "seed": seed})
-    tasks = {task.key: task for task in build_tasks(options, image_size, datalist)}
+def downstream_tasks(args: argparse.Namespace, fraction: float, seed: int, datalist: Path) -> dict[str, Task]:
+    """downstream_table's tasks for one label fraction and training seed, by key; retrieval reports
+    P@1, P@5 and P@10."""
+    options = argparse.Namespace(**{**vars(args), "data_fraction": fraction, "seed": seed})
+    tasks = {task.key: task for task in build_tasks(options, datalist)}
     tasks["retrieval"].figures = list(RETRIEVAL_FIGURES)
     return tasks
 
@@ -414,8 +416,6 @@ def comparison_rows(tables: dict[str, dict[str, dict[str, dict[str, Any]]]], tit
     rows = []
     for task, modes in tables.items():
         for name in columns_of(modes):
-            if name == CHANCE_LEVEL:
-                continue
             values = {mode: (modes.get(mode, {}).get(name) or {}).get("values", []) for mode in (*POOLING_BASELINES, CANDIDATE)}
             baselines = [mode for mode in POOLING_BASELINES if values[mode]]
             if not values[CANDIDATE] or not baselines:
@@ -597,23 +597,23 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
     if source not in checkpoints:
         raise RuntimeError(f"no checkpoint: pretraining {source[0]} seed {source[1]} failed")
     checkpoint, encoder = checkpoints[source], "random" if cell.mode == RANDOM else "pretrained"
-    image_size = None
-    if encoder == "random":
-        from reclf_monai.networks import image_encoder_settings
-
-        image_size = image_encoder_settings(checkpoint)["img_size"]
-    task = downstream_tasks(args, checkpoint, cell.fraction or 1.0, cell.seed, image_size, datalist)[cell.task]
+    if encoder == "random":  # the reference architecture untrained, batch-norm statistics estimated
+        baselines = output_dir / "downstream" / "random"
+        if args.report_only and not (baselines / "baselines" / "random.pt").exists():
+            return not_run
+        options = argparse.Namespace(checkpoint=checkpoint, dataset_dir=args.dataset_dir, seed=0)
+        checkpoint = baseline_checkpoint("random", options, baselines)
+    task = downstream_tasks(args, cell.fraction or 1.0, cell.seed, datalist)[cell.task]
     folder = output_dir / "downstream" / ("random" if cell.mode == RANDOM else cell.mode) / f"seed{cell.seed}" / cell.kind
-    previous = finished_record(task, encoder, folder, checkpoint)
+    previous = finished_record(folder / RECORD, run_settings(task, folder, checkpoint))
     if previous is not None:
         status, record = "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
     elif args.report_only:
         return not_run
     else:
         start = time.time()
-        figures = run_task(task, encoder, folder, checkpoint)
-        seconds = json.loads((folder / RECORD).read_text())["seconds"]
-        status, record = "computed", cell_record(cell, "computed", figures, time.time() - start, seconds)
+        recorded = run_task(task, encoder, folder, checkpoint)
+        status, record = "computed", cell_record(cell, "computed", recorded["figures"], time.time() - start, recorded["seconds"])
     if cell.task in PER_CLASS_TASKS:
         record["per_class"] = zero_shot_class_aucs(folder / PROBABILITIES_FILE)
     return status, record
@@ -629,7 +629,7 @@ def main(argv=None) -> int:
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"
     if args.eval_items:  # one sample for every cell: the same test images everywhere
         datalist = sampled_datalist(datalist, output_dir / "downstream", args.eval_items, 0)
-    catalogue = downstream_tasks(args, output_dir / "unused.pt", 1.0, 0, None, datalist)
+    catalogue = downstream_tasks(args, 1.0, 0, datalist)
     task_keys = args.tasks or list(catalogue)
     unknown = sorted(set(task_keys) - set(catalogue))
     if unknown:
@@ -652,7 +652,7 @@ def main(argv=None) -> int:
         except Exception as error:  # one failing cell must not stop the others
             cause = root_cause(error)
             print(f"[ablation] FAILED {cell.label()}: {cause}", file=sys.stderr, flush=True)
-            labels = [] if cell.task == "pretrain" else [label for label, _ in catalogue[cell.task].figures]
+            labels = [] if cell.task == "pretrain" else [figure.label for figure in catalogue[cell.task].figures]
             status, record = "failed", cell_record(cell, "failed", dict.fromkeys(labels), None, None, cause)
         records.append(record)
         progress.finished(index, status, record["seconds"], record["recorded_seconds"])

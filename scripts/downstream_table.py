@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""One table over the downstream tasks: a pretraining checkpoint next to a random-initialised encoder.
+"""One table over the downstream tasks: a pretraining checkpoint next to the same network untrained.
 
 Runs every task bundle under bundles/ through ``monai.bundle.run`` (what ``python -m monai.bundle
 run`` calls; in one process, so the libraries load once) and prints, then writes to
@@ -10,13 +10,18 @@ OUTPUT_DIR/downstream_table.md and .json, one row per figure:
 - segmentation (frozen encoder + U-Net decoder) at ``--data_fraction``: test mean Dice and Dice
   over the images with a finding;
 - class-match retrieval Precision@5 (reports, both directions);
-- grounding: pointing-game accuracy over the test findings, and its chance level (the mean share
-  of the image that the findings' regions cover).
+- grounding: pointing-game accuracy over the test findings.
 
-The baseline is the same network with random weights: ``--load_pretrain false`` for the bundles
-that use the whole pretrained model (zero-shot, retrieval, grounding), ``--pretrained_checkpoint
-none`` with the checkpoint's image size for those that train on the image encoder. Every run
-writes its own folder OUTPUT_DIR/TASK/ENCODER (logs, TensorBoard, checkpoints, metrics.json); a
+The baselines (``--baselines``) are the checkpoint's network before pretraining
+(:mod:`reclf_monai.networks.untrained_baselines`): ``imagenet``, its image backbone with ImageNet
+weights (the start papers compare against), and ``random``, random image weights with batch-norm
+statistics estimated on the training images; both with the language model's own weights. Each is
+written once to OUTPUT_DIR/baselines/NAME.pt and every bundle reads it as it reads the pretrained
+checkpoint. Beside them a chance column says what a model that learnt nothing scores: 0.5 AUC, a
+uniform guess's accuracy, the empty mask's Dice, a random ranking's precision, and the pointing
+game's chance (the mean share of the image that the findings' regions cover).
+
+Every run writes its own folder OUTPUT_DIR/TASK/ENCODER (logs, TensorBoard, checkpoints, metrics.json); a
 run whose folder holds a finished record with the same settings and the same checkpoint file
 (path, size, modification time) is not run again, so a stopped table continues where it stopped. ``--eval_items N`` scores the classification, segmentation and
 grounding runs on a seeded sample of N test (and validation) images, for a quick table. A
@@ -39,13 +44,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-ENCODERS = ("pretrained", "random")
+PRETRAINED = "pretrained"
+COLUMNS = {PRETRAINED: "pretrained", "imagenet": "ImageNet, not pretrained", "random": "random init"}
 RECORD = "downstream_run.json"
 # Tasks that read the local scorer's word-to-region attention: not defined for a `global_only`
 # checkpoint, which is left out of them (with a line saying so) rather than failing there.
 LOCAL_SCORER_TASKS = ("grounding",)
-# The figure that describes the test regions rather than the model (grounding's chance level).
-CHANCE_LEVEL = "its chance level"
 
 
 @dataclass
@@ -58,17 +62,29 @@ class Step:
 
 
 @dataclass
+class Figure:
+    """A table row: its label, where it lies in the bundle's metrics.json, and its chance level
+    (from the task's data, or from a run's metrics where the bundle measures it)."""
+
+    label: str
+    path: tuple[str, ...]
+    chance: Callable[[dict], float]
+
+
+@dataclass
 class Task:
-    """A table section: the bundle, the runs per encoder and the figures read from metrics.json."""
+    """A table section: the bundle, the runs per encoder (given its checkpoint) and the figures."""
 
     key: str
     name: str
     bundle: str
     steps: Callable[[str, Path], list[Step]]
-    figures: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from reclf_monai.networks.untrained_baselines import BASELINES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="reclf_pretrain checkpoint (model.pt or checkpoint_epoch=E.pt)")
     parser.add_argument("--dataset_dir", required=True, help="IU-Phantom folder (datalist.json, zero-shot sets, masks)")
@@ -78,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--classification_epochs", type=int, default=5)
     parser.add_argument("--segmentation_epochs", type=int, default=2)
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES,
+                        help="untrained networks beside the checkpoint (default: imagenet random)")
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -98,28 +116,25 @@ def sampled_datalist(datalist: Path, output_dir: Path, items: int, seed: int) ->
     return target
 
 
-def build_tasks(args: argparse.Namespace, image_size: int, datalist: Path) -> list[Task]:
-    checkpoint, data = str(Path(args.checkpoint).resolve()), Path(args.dataset_dir).resolve()
+def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
+    """The tasks; each task's steps take the checkpoint of the encoder they run for."""
+    data = Path(args.dataset_dir).resolve()
     common = {"dataset_dir": str(data), "num_workers": args.num_workers}
 
     def whole_model(extra: dict[str, Any], run_id="run"):
-        def steps(encoder: str, folder: Path) -> list[Step]:
+        def steps(checkpoint: str, folder: Path) -> list[Step]:
             overrides = {**common, **extra, "pretrained_checkpoint": checkpoint, "output_dir": str(folder)}
-            if encoder == "random":
-                overrides["load_pretrain"] = False
             return [Step(["inference.json", "evaluate.json"], overrides, run_id)]
 
         return steps
 
     def trained_on_encoder(epochs: int):
-        def steps(encoder: str, folder: Path) -> list[Step]:
-            weights = {"pretrained_checkpoint": checkpoint}
-            if encoder == "random":
-                weights = {"pretrained_checkpoint": "none", "image_size": image_size}
+        def steps(checkpoint: str, folder: Path) -> list[Step]:
             shared = {**common, "datalist": str(datalist), "ckpt_dir": str(folder / "models")}
             train = {
-                **shared, **weights, "data_fraction": args.data_fraction, "train#trainer#max_epochs": epochs,
-                "val_interval": epochs, "output_dir": str(folder / "train"), "seed": args.seed,
+                **shared, "pretrained_checkpoint": checkpoint, "data_fraction": args.data_fraction,
+                "train#trainer#max_epochs": epochs, "val_interval": epochs, "output_dir": str(folder / "train"),
+                "seed": args.seed,
                 "overwrite": True,  # a task runs again only when its folder holds no finished run with these settings
             }
             evaluate = {**shared, "output_dir": str(folder)}
@@ -127,22 +142,50 @@ def build_tasks(args: argparse.Namespace, image_size: int, datalist: Path) -> li
 
         return steps
 
-    laterality = {"zeroshot_datalist": str(data / "zeroshot_laterality.json"), "prompts_file": str(data / "prompts_laterality.json")}
+    five, laterality = data / "zeroshot_5xN.json", data / "zeroshot_laterality.json"
+    laterality_files = {"zeroshot_datalist": str(laterality), "prompts_file": str(data / "prompts_laterality.json")}
     percent = f"{100 * args.data_fraction:g} %"
     return [
         Task("zeroshot_five", "zero-shot, five classes", "reclf_zeroshot_classification", whole_model({}),
-             [("macro AUC", ("zero_shot", "auc")), ("ACC", ("zero_shot", "acc"))]),
-        Task("zeroshot_laterality", "zero-shot, laterality", "reclf_zeroshot_classification", whole_model(laterality),
-             [("macro AUC", ("zero_shot", "auc")), ("ACC", ("zero_shot", "acc"))]),
+             [Figure("macro AUC", ("zero_shot", "auc"), lambda _: 0.5),
+              Figure("ACC", ("zero_shot", "acc"), lambda _: uniform_guess_accuracy(five))]),
+        Task("zeroshot_laterality", "zero-shot, laterality", "reclf_zeroshot_classification", whole_model(laterality_files),
+             [Figure("macro AUC", ("zero_shot", "auc"), lambda _: 0.5),
+              Figure("ACC", ("zero_shot", "acc"), lambda _: uniform_guess_accuracy(laterality))]),
         Task("classification", f"linear classification, {percent} labels", "reclf_classification",
-             trained_on_encoder(args.classification_epochs), [("test macro AUC", ("test", "auc"))]),
+             trained_on_encoder(args.classification_epochs), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
         Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation", trained_on_encoder(args.segmentation_epochs),
-             [("test mean Dice", ("test", "mean_dice")), ("Dice, images with a finding", ("test", "dice_nonempty"))]),
+             [Figure("test Dice, images with a finding", ("test", "dice_nonempty"), lambda _: 0.0),
+              Figure("test mean Dice, all images", ("test", "mean_dice"), lambda _: empty_mask_dice(datalist))]),
         Task("retrieval", "retrieval, class match", "reclf_retrieval", whole_model({}, run_id="run_class_retrieval"),
-             [("P@5", ("class_retrieval", "P@5"))]),
+             [Figure("P@5", ("class_retrieval", "P@5"), lambda _: random_ranking_precision(five))]),
         Task("grounding", "grounding", "reclf_grounding", whole_model({"eval_datalist": str(datalist)}),
-             [("pointing game", ("all", "pointing_game")), (CHANCE_LEVEL, ("all", "region_fraction"))]),
+             [Figure("pointing game", ("all", "pointing_game"), lambda metrics: metrics["all"]["region_fraction"])]),
     ]
+
+
+# Chance levels, from the data the tasks score.
+
+
+def uniform_guess_accuracy(zero_shot_datalist: Path) -> float:
+    """The accuracy of naming one of the set's classes at random."""
+    return 1.0 / len(json.loads(zero_shot_datalist.read_text())["class_names"])
+
+
+def random_ranking_precision(zero_shot_datalist: Path) -> float:
+    """A random ranking's class-match precision at any K: the mean over queries of the share of
+    the set in the query's class."""
+    targets = [item["target"] for item in json.loads(zero_shot_datalist.read_text())["test"]]
+    return sum(targets.count(target) for target in targets) / len(targets) ** 2
+
+
+def empty_mask_dice(datalist: Path) -> float:
+    """The mean Dice of predicting no finding on every test image: 1 where the mask is empty too."""
+    from reclf_monai.data import load_datalist
+    from reclf_monai.data.mask_fraction import mask_is_nonempty
+
+    masks = [item["label"] for item in load_datalist(datalist, "test", required_keys=["label"])]
+    return 1.0 - sum(mask_is_nonempty(mask) for mask in masks) / len(masks)
 
 
 def read_figure(metrics: dict, path: tuple[str, ...], source: Path) -> float:
@@ -160,19 +203,36 @@ def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
     return {"path": str(checkpoint.resolve()), "bytes": status.st_size, "modified_ns": status.st_mtime_ns}
 
 
-def finished_record(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, Any] | None:
-    """The record (figures, seconds) of a finished run in `folder` with the settings these
-    arguments give, checkpoint file included; None when the run has to be done."""
-    record = folder / RECORD
+def finished_record(record: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The content of `record` if it was written for `settings` (checkpoint files included); None
+    when the work has to be done."""
     if record.exists():
         previous = json.loads(record.read_text())
-        if previous.get("settings") == run_settings(task, encoder, folder, checkpoint):
+        if previous.get("settings") == settings:
             return previous
     return None
 
 
-def run_settings(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, Any]:
-    return {"checkpoint": checkpoint_identity(checkpoint), "runs": [step.__dict__ for step in task.steps(encoder, folder)]}
+def run_settings(task: Task, folder: Path, checkpoint: Path) -> dict[str, Any]:
+    return {"checkpoint": checkpoint_identity(checkpoint), "runs": [step.__dict__ for step in task.steps(str(checkpoint), folder)]}
+
+
+def baseline_checkpoint(baseline: str, args: argparse.Namespace, output_dir: Path) -> Path:
+    """OUTPUT_DIR/baselines/BASELINE.pt for the checkpoint's network, written unless a finished one
+    for the same checkpoint file and seed is there."""
+    from reclf_monai.networks.untrained_baselines import write_baseline_checkpoint
+
+    path = output_dir / "baselines" / f"{baseline}.pt"
+    record = path.with_suffix(".json")
+    settings = {"checkpoint": checkpoint_identity(Path(args.checkpoint)), "seed": args.seed}
+    if path.exists() and finished_record(record, settings) is not None:
+        print(f"[downstream] {COLUMNS[baseline]} baseline: {path}, written earlier for this checkpoint", flush=True)
+        return path
+    print(f"[downstream] {COLUMNS[baseline]} baseline: writing {path}", flush=True)
+    datalist = Path(args.dataset_dir).resolve() / "datalist.json"
+    write_baseline_checkpoint(args.checkpoint, baseline, path, datalist, seed=args.seed)
+    record.write_text(json.dumps({"settings": settings}, indent=2))
+    return path
 
 
 def run_step(bundle: str, step: Step) -> None:
@@ -190,25 +250,26 @@ def run_step(bundle: str, step: Step) -> None:
     )
 
 
-def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, float]:
-    """Run the task's steps for one encoder (or reuse a finished record with the same settings,
-    checkpoint file included)."""
-    previous = finished_record(task, encoder, folder, checkpoint)
-    if previous is not None:
-        print(f"[downstream] {task.name} / {encoder}: reusing {folder / RECORD}", flush=True)
-        return previous["figures"]
-    settings = run_settings(task, encoder, folder, checkpoint)
+def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[str, Any]:
+    """Run the task's steps for one encoder's checkpoint (or reuse a finished record with the same
+    settings, checkpoint file included); the record: figures, chance levels, seconds."""
+    settings = run_settings(task, folder, checkpoint)
+    previous = finished_record(folder / RECORD, settings)
+    if previous is not None and "chance" in previous:
+        print(f"[downstream] {task.name} / {COLUMNS[encoder]}: reusing {folder / RECORD}", flush=True)
+        return previous
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    for step in task.steps(encoder, folder):
+    for step in task.steps(str(checkpoint), folder):
         run_step(task.bundle, step)
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
-    figures = {label: read_figure(metrics, path, metrics_file) for label, path in task.figures}
-    seconds = time.time() - start
-    (folder / RECORD).write_text(json.dumps({"settings": settings, "figures": figures, "seconds": seconds}, indent=2))
-    print(f"[downstream] {task.name} / {encoder}: {figures} in {seconds:.0f} s", flush=True)
-    return figures
+    figures = {figure.label: read_figure(metrics, figure.path, metrics_file) for figure in task.figures}
+    record = {"settings": settings, "figures": figures, "chance": {figure.label: figure.chance(metrics) for figure in task.figures},
+              "seconds": time.time() - start}
+    (folder / RECORD).write_text(json.dumps(record, indent=2))
+    print(f"[downstream] {task.name} / {COLUMNS[encoder]}: {figures} in {record['seconds']:.0f} s", flush=True)
+    return record
 
 
 def root_cause(error: BaseException) -> str:
@@ -218,11 +279,12 @@ def root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| task | figure | pretrained | random init |", "|---|---|---|---|"]
+def markdown_table(rows: list[dict], encoders: list[str]) -> str:
+    columns = [COLUMNS[encoder] for encoder in encoders] + ["chance"]
+    lines = ["| task | figure | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for row in rows:
-        cells = [f"{row[encoder]:.3f}" if not math.isnan(row[encoder]) else "failed" for encoder in ENCODERS]
-        lines.append(f"| {row['task']} | {row['figure']} | {cells[0]} | {cells[1]} |")
+        cells = [f"{row[key]:.3f}" if not math.isnan(row[key]) else "failed" for key in [*encoders, "chance"]]
+        lines.append(f"| {row['task']} | {row['figure']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -232,12 +294,11 @@ def main(argv=None) -> int:
 
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    settings = pretraining_settings(args.checkpoint)  # read once: architecture and image size
-    image_size = settings["image_encoder"]["img_size"]
+    settings = pretraining_settings(args.checkpoint)  # a clear error for a file that is no pretraining checkpoint
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"
     if args.eval_items:
         datalist = sampled_datalist(datalist, output_dir, args.eval_items, args.seed)
-    tasks = build_tasks(args, image_size, datalist)
+    tasks = build_tasks(args, datalist)
     if args.tasks:
         unknown = set(args.tasks) - {task.key for task in tasks}
         if unknown:
@@ -248,27 +309,34 @@ def main(argv=None) -> int:
         if skipped:
             print(f"[downstream] left out for a global_only checkpoint (no local scorer): {', '.join(skipped)}", flush=True)
         tasks = [task for task in tasks if task.key not in LOCAL_SCORER_TASKS]
+    encoders = [PRETRAINED, *args.baselines]
+    checkpoints = {PRETRAINED: Path(args.checkpoint).resolve()}
+    if tasks:
+        checkpoints.update({baseline: baseline_checkpoint(baseline, args, output_dir) for baseline in args.baselines})
 
     rows, failures = [], []
     for index, task in enumerate(tasks):
         results = {}
-        for encoder in ENCODERS:
-            print(f"[downstream] ({index + 1}/{len(tasks)}) {task.name} / {encoder}", flush=True)
-            folder = output_dir / task.key / encoder
+        for encoder in encoders:
+            print(f"[downstream] ({index + 1}/{len(tasks)}) {task.name} / {COLUMNS[encoder]}", flush=True)
             try:
-                results[encoder] = run_task(task, encoder, folder, Path(args.checkpoint))
+                results[encoder] = run_task(task, encoder, output_dir / task.key / encoder, checkpoints[encoder])
             except Exception as error:  # one failing task must not hide the others' results
-                failures.append(f"{task.name} / {encoder}: {root_cause(error)}")
-                print(f"[downstream] FAILED {task.name} / {encoder}: {root_cause(error)}", file=sys.stderr, flush=True)
-                results[encoder] = {}
-        for label, _ in task.figures:
-            rows.append({"task": task.name, "figure": label,
-                         **{encoder: results[encoder].get(label, float("nan")) for encoder in ENCODERS}})
+                failures.append(f"{task.name} / {COLUMNS[encoder]}: {root_cause(error)}")
+                print(f"[downstream] FAILED {task.name} / {COLUMNS[encoder]}: {root_cause(error)}", file=sys.stderr, flush=True)
+                results[encoder] = {"figures": {}, "chance": {}}
+        for figure in task.figures:
+            chances = [results[encoder]["chance"][figure.label] for encoder in encoders if figure.label in results[encoder]["chance"]]
+            rows.append({"task": task.name, "figure": figure.label,
+                         **{encoder: results[encoder]["figures"].get(figure.label, float("nan")) for encoder in encoders},
+                         "chance": chances[0] if chances else float("nan")})
 
-    table = markdown_table(rows)
+    table = markdown_table(rows, encoders)
     (output_dir / "downstream_table.md").write_text(table + "\n")
     (output_dir / "downstream_table.json").write_text(json.dumps(
-        {"checkpoint": str(Path(args.checkpoint).resolve()), "settings": vars(args), "rows": rows}, indent=2))
+        {"checkpoint": str(Path(args.checkpoint).resolve()), "columns": {encoder: COLUMNS[encoder] for encoder in encoders},
+         "baselines": {baseline: str(checkpoints[baseline]) for baseline in args.baselines if baseline in checkpoints},
+         "settings": vars(args), "rows": rows}, indent=2))
     print(table)
     for failure in failures:
         print(f"[downstream] failed: {failure}", file=sys.stderr)

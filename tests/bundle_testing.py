@@ -234,12 +234,14 @@ def assert_network_is_the_checkpoints_or_its_untrained_twin(network_for: Callabl
         assert weights.keys() == saved["model"].keys()
         assert all(torch.equal(weights[name], saved["model"][name]) for name in weights) == same_weights
 
-def write_tiny_pretraining_checkpoint(path: Path, aggregation: str = "reclf", image_size: int = 64, seed: int = 0) -> Path:
+def write_tiny_pretraining_checkpoint(
+    path: Path, aggregation: str = "reclf", image_size: int = 64, seed: int = 0, backbone: str = "resnet18"
+) -> Path:
     """A checkpoint as reclf_pretrain writes it (weights + settings) for a small untrained model:
-    ResNet-18 at `image_size`, 32-d joint space, the real MiniLM text encoder, 48 tokens."""
+    `backbone` (ResNet-18) at `image_size`, 32-d joint space, the real MiniLM text encoder, 48 tokens."""
     torch.manual_seed(seed)
     model = RECLFModel(
-        ImageEncoder("resnet18", in_channels=1, embed_dim=32, img_size=image_size),
+        ImageEncoder(backbone, in_channels=1, embed_dim=32, img_size=image_size),
         TextEncoder(embed_dim=32, max_length=48, freeze_layers=4),
         aggregation,
     )

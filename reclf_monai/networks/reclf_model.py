@@ -131,15 +131,19 @@ class RECLFModel(nn.Module):
             text_encoder.enable_cls_attention()
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> "RECLFModel":
+    def from_settings(
+        cls, settings: Mapping[str, Any], image_weights: Optional[str | os.PathLike] = None, pretrained_text: bool = False
+    ) -> "RECLFModel":
         """The model that ``settings`` describes, randomly initialised (weights come from a checkpoint).
 
-        The text encoder is built from its configuration only (its pretrained weights would be
-        overwritten by the checkpoint's anyway).
+        By default the text encoder is built from its configuration only (its pretrained weights
+        would be overwritten by the checkpoint's anyway). The untrained baselines start where
+        pretraining starts instead: `image_weights` (``imagenet`` or a file, see ``ImageEncoder``)
+        and the language model's own weights (`pretrained_text`).
         """
         model_settings = {key: value for key, value in with_added_settings(settings).items() if key not in RETIRED_SETTINGS}
-        image_encoder = ImageEncoder(**model_settings.pop("image_encoder"))
-        text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=False)
+        image_encoder = ImageEncoder(**model_settings.pop("image_encoder"), image_weights=image_weights)
+        text_encoder = TextEncoder(**model_settings.pop("text_encoder"), pretrained=pretrained_text)
         return cls(image_encoder, text_encoder, **model_settings)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""scripts/downstream_table.py: every task bundle on a checkpoint and on random weights, one table."""
+"""scripts/downstream_table.py: every task bundle on a checkpoint and on its untrained baselines, one table."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from bundle_testing import BUNDLES, bundle_config_files, monai_bundle, succeeded, write_tiny_pretraining_checkpoint
+from PIL import Image
 from repository import ROOT
 
 from scripts import downstream_table as table_script
@@ -22,6 +25,7 @@ pytestmark = pytest.mark.end_to_end
 
 SCRIPT = ROOT / "scripts" / "downstream_table.py"
 IMAGE_SIZE = 64
+ENCODERS = ("pretrained", "imagenet", "random")
 TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
 
 
@@ -32,9 +36,14 @@ def corpus(zero_shot_corpus) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_pretraining_checkpoint_seed1, tmp_path_factory) -> Path:
-    """A private copy of the shared seed-1 checkpoint: a test here rewrites it in place."""
-    return Path(shutil.copy2(tiny_pretraining_checkpoint_seed1, tmp_path_factory.mktemp("pretrain") / "model.pt"))
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny EfficientNet-Lite0 checkpoint, whose ImageNet baseline the packaged weights give
+    offline (a test here rewrites it in place)."""
+    return write_lite0_checkpoint(tmp_path_factory.mktemp("pretrain") / "model.pt")
+
+
+def write_lite0_checkpoint(path: Path, seed: int = 1) -> Path:
+    return write_tiny_pretraining_checkpoint(path, image_size=IMAGE_SIZE, seed=seed, backbone="efficientnet-lite0")
 
 
 def table_arguments(corpus: Path, checkpoint: Path, output: Path, *arguments: str) -> list[str]:
@@ -79,27 +88,46 @@ def table(corpus, checkpoint, tmp_path_factory):
     return result, output
 
 
-def test_every_task_runs_for_both_encoders_and_lands_in_one_table(table):
+def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_levels(table, corpus, checkpoint):
     result, output = table
     assert succeeded(result)
-    rows = json.loads((output / "downstream_table.json").read_text())["rows"]
+    content = json.loads((output / "downstream_table.json").read_text())
+    rows = content["rows"]
     assert [row["figure"] for row in rows] == [
-        "macro AUC", "ACC", "macro AUC", "ACC", "test macro AUC", "test mean Dice", "Dice, images with a finding",
-        "P@5", "pointing game", "its chance level",
+        "macro AUC", "ACC", "macro AUC", "ACC", "test macro AUC", "test Dice, images with a finding",
+        "test mean Dice, all images", "P@5", "pointing game",
     ]  # fmt: skip
     for row in rows:
-        for encoder in ("pretrained", "random"):
+        for encoder in ENCODERS:
             assert math.isfinite(row[encoder]) and 0.0 <= row[encoder] <= 1.0, row
     markdown = (output / "downstream_table.md").read_text()
-    assert markdown.splitlines()[0] == "| task | figure | pretrained | random init |"
+    assert markdown.splitlines()[0] == "| task | figure | pretrained | ImageNet, not pretrained | random init | chance |"
     assert markdown in result.stdout + "\n"
     for task in TASKS:
-        for encoder in ("pretrained", "random"):
+        for encoder in ENCODERS:
             assert (output / task / encoder / "metrics.json").is_file(), (task, encoder)
-    # the encoders the table names: the checkpoint's weights, and random weights for the baselines
-    assert result.stdout.count("untrained baseline: random weights") >= 4
     segmentation_test = json.loads((output / "segmentation" / "random" / "metrics.json").read_text())
-    assert segmentation_test["test"]["mean_dice"] == pytest.approx(rows[5]["random"])
+    assert segmentation_test["test"]["mean_dice"] == pytest.approx(rows[6]["random"])
+
+    # chance levels from the data: a uniform guess, 0.5 AUC, the empty mask, a random ranking
+    classes = {name: len(json.loads((corpus / name).read_text())["class_names"]) for name in ("zeroshot_5xN.json", "zeroshot_laterality.json")}
+    assert [row["chance"] for row in rows[:5]] == pytest.approx(
+        [0.5, 1 / classes["zeroshot_5xN.json"], 0.5, 1 / classes["zeroshot_laterality.json"], 0.5]
+    )
+    assert rows[5]["chance"] == 0.0
+    sampled = json.loads((output / "datalist_sample6.json").read_text())["test"]
+    empty = [not np.any(np.asarray(Image.open(corpus / item["label"]))) for item in sampled]
+    assert rows[6]["chance"] == pytest.approx(sum(empty) / len(empty))
+    grounding = json.loads((output / "grounding" / "pretrained" / "metrics.json").read_text())
+    assert rows[8]["chance"] == pytest.approx(grounding["all"]["region_fraction"])
+
+    # each encoder is its own checkpoint file, read by every bundle as the pretrained one is
+    assert content["baselines"] == {name: str(output / "baselines" / f"{name}.pt") for name in ("imagenet", "random")}
+    for encoder, source in [("pretrained", checkpoint), ("imagenet", output / "baselines" / "imagenet.pt")]:
+        record = json.loads((output / "classification" / encoder / "downstream_run.json").read_text())
+        assert record["settings"]["runs"][0]["overrides"]["pretrained_checkpoint"] == str(source)
+    imagenet = torch.load(output / "baselines" / "imagenet.pt", weights_only=True)
+    assert imagenet["network_settings"]["image_encoder"]["imagenet_input"] is True
 
 
 def test_figures_are_the_bundles_own_results_for_the_checkpoint(table, corpus, checkpoint, tmp_path):
@@ -125,7 +153,8 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     before = json.loads((output / "downstream_table.json").read_text())["rows"]
     again = downstream_table(corpus, checkpoint, output, "--eval_items", "6")
     assert succeeded(again)
-    assert again.stdout.count("reusing") == 2 * len(TASKS)
+    assert again.stdout.count("reusing") == len(ENCODERS) * len(TASKS)
+    assert again.stdout.count("written earlier for this checkpoint") == 2  # the baselines
     assert json.loads((output / "downstream_table.json").read_text())["rows"] == before
 
     changed = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "classification", "--classification_epochs", "2")
@@ -135,7 +164,7 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     assert settings["runs"][0]["overrides"]["train#trainer#max_epochs"] == 2
 
     # the same path holding another checkpoint (a new pretraining run) is not the finished one
-    write_tiny_pretraining_checkpoint(checkpoint, image_size=IMAGE_SIZE, seed=1)
+    write_lite0_checkpoint(checkpoint)
     rewritten = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "zeroshot_five")
     assert succeeded(rewritten)
     assert "reusing" not in rewritten.stdout
@@ -145,13 +174,13 @@ def test_a_failing_task_is_named_and_the_others_still_report(corpus, checkpoint,
     damaged = tmp_path / "iu_phantom"
     shutil.copytree(corpus, damaged)
     (damaged / "prompts_laterality.json").unlink()
-    result = downstream_table(damaged, checkpoint, tmp_path / "out", "--tasks", "zeroshot_five", "zeroshot_laterality")
+    result = downstream_table(damaged, checkpoint, tmp_path / "out", "--tasks", "zeroshot_five", "zeroshot_laterality", "--baselines", "random")
     assert result.returncode == 1
     assert "failed: zero-shot, laterality / pretrained" in result.stdout
     assert "prompts_laterality.json" in result.stdout
     rows = json.loads((tmp_path / "out" / "downstream_table.json").read_text())["rows"]
     assert math.isfinite(rows[0]["pretrained"]) and math.isnan(rows[2]["pretrained"])
-    assert "| zero-shot, laterality | macro AUC | failed | failed |" in result.stdout
+    assert "| zero-shot, laterality | macro AUC | failed | failed | failed |" in result.stdout
 
 
 def test_unknown_task_is_refused(corpus, checkpoint, tmp_path):
