@@ -50,6 +50,10 @@ else
   echo "[demo] building IU-Phantom at $data"
   "$py" scripts/prepare_demo_data.py --output_dir "$data"
 fi
+if [ ! -f "$data/relation_probe.json" ]; then
+  echo "[demo] adding the relation probe to IU-Phantom at $data"
+  "$py" scripts/prepare_demo_data.py --output_dir "$data" --relation_probe_only
+fi
 "$py" scripts/make_contact_sheet.py --datalist "$data/datalist.json" --output "$out/contact_sheet.png"
 echo "[demo] contact sheet: $out/contact_sheet.png (shows licensed report text: do not redistribute)"
 

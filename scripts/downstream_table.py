@@ -6,6 +6,10 @@ run`` calls; in one process, so the libraries load once) and prints, then writes
 OUTPUT_DIR/downstream_table.md and .json, one row per figure:
 
 - zero-shot classification, five classes and the laterality set (macro AUC, ACC);
+- the relation probe (IU-Phantom's ``relation_probe.json``, scored by the zero-shot bundle's
+  ``configs/relation_probe.json``): how often the model prefers a report to the same report with
+  the sides swapped (over images with two findings on opposite sides, and the other way round, the
+  image to its mirror for the report), and to the report with a finding negated;
 - linear classification (frozen encoder + linear head) at ``--data_fraction``: test macro AUC;
 - segmentation (frozen encoder + U-Net decoder) at ``--data_fraction``: test mean Dice and Dice
   over the images with a finding;
@@ -89,7 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="reclf_pretrain checkpoint (model.pt or checkpoint_epoch=E.pt)")
     parser.add_argument("--dataset_dir", required=True, help="IU-Phantom folder (datalist.json, zero-shot sets, masks)")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--tasks", nargs="+", default=None, help="some of: zeroshot_five zeroshot_laterality classification segmentation retrieval grounding (default: all)")
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="some of: zeroshot_five zeroshot_laterality relation_probe classification segmentation retrieval grounding (default: all)")
     parser.add_argument("--data_fraction", type=float, default=0.1, help="training labels for classification and segmentation")
     parser.add_argument("--classification_epochs", type=int, default=5)
     parser.add_argument("--segmentation_epochs", type=int, default=2)
@@ -121,10 +126,10 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
     data = Path(args.dataset_dir).resolve()
     common = {"dataset_dir": str(data), "num_workers": args.num_workers}
 
-    def whole_model(extra: dict[str, Any], run_id="run"):
+    def whole_model(extra: dict[str, Any], run_id="run", evaluation="evaluate.json"):
         def steps(checkpoint: str, folder: Path) -> list[Step]:
             overrides = {**common, **extra, "pretrained_checkpoint": checkpoint, "output_dir": str(folder)}
-            return [Step(["inference.json", "evaluate.json"], overrides, run_id)]
+            return [Step(["inference.json", evaluation], overrides, run_id)]
 
         return steps
 
@@ -152,6 +157,10 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
         Task("zeroshot_laterality", "zero-shot, laterality", "reclf_zeroshot_classification", whole_model(laterality_files),
              [Figure("macro AUC", ("zero_shot", "auc"), lambda _: 0.5),
               Figure("ACC", ("zero_shot", "acc"), lambda _: uniform_guess_accuracy(laterality))]),
+        Task("relation_probe", "relation probe", "reclf_zeroshot_classification", whole_model({}, evaluation="relation_probe.json"),
+             [Figure("sides swapped, two findings: image to text", ("relation_probe", "two findings/image_to_text/sides swapped"), lambda _: 0.5),
+              Figure("sides swapped, two findings: text to image", ("relation_probe", "two findings/text_to_image/sides swapped"), lambda _: 0.5),
+              Figure("finding negated: image to text", ("relation_probe", "all/image_to_text/negated"), lambda _: 0.5)]),
         Task("classification", f"linear classification, {percent} labels", "reclf_classification",
              trained_on_encoder(args.classification_epochs), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
         Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation", trained_on_encoder(args.segmentation_epochs),

@@ -84,12 +84,18 @@ def encode_class_prompts(
     `tokenize` maps ``{"report": text}`` to `input_ids` and `attention_mask` (e.g. ``TokenizeReportd``);
     the model encodes in eval mode and is left in the mode it was in.
     """
-    model = _unwrap(network)
-    device = next(model.parameters()).device
     texts, owners = [], []
     for index, name in enumerate(class_names):
         texts += list(prompts[name])
         owners += [index] * len(prompts[name])
+    return encode_texts(network, texts, tokenize), torch.tensor(owners)
+
+
+def encode_texts(network: nn.Module, texts: Sequence[str], tokenize: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
+    """Text features (on the CPU) of `texts`, in order; `tokenize` maps ``{"report": text}`` to
+    `input_ids` and `attention_mask`. The model encodes in eval mode and is left in its mode."""
+    model = _unwrap(network)
+    device = next(model.parameters()).device
     tokens = [tokenize({"report": text}) for text in texts]
     input_ids = torch.stack([torch.as_tensor(t["input_ids"]) for t in tokens]).to(device)
     attention_mask = torch.stack([torch.as_tensor(t["attention_mask"]) for t in tokens]).to(device)
@@ -97,7 +103,7 @@ def encode_class_prompts(
     model.eval()
     features = model.encode_text(input_ids, attention_mask)
     model.train(was_training)
-    return detached_features(features), torch.tensor(owners)
+    return detached_features(features)
 
 
 class RetrievalMetric(Metric):

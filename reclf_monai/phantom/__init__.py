@@ -8,6 +8,7 @@ from .corpus import CorpusSummary, build_corpus, stratified_split
 from .laterality import laterality_prompts, single_sided_finding, write_laterality_set
 from .mesh_findings import FindingSpec, MeshTerm, parse_mesh_term, resolve_findings
 from .radiograph import RenderedCase, case_rng, render_case
+from .relation_probe import write_relation_probe
 from .zero_shot_classes import PROMPTS, ZERO_SHOT_CLASSES, class_target, single_class
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "single_sided_finding",
     "stratified_split",
     "write_laterality_set",
+    "write_relation_probe",
 ]

@@ -8,7 +8,8 @@ torchxrayvision wheel (licence CC BY-NC-ND 4.0); nothing derived from them is sh
 Outputs in the output folder: ``datalist.json`` (training / validation / test, split by
 report), ``images/``, ``masks/``, ``zeroshot_5xN.json`` (balanced test images with exactly one
 of the five classes), ``prompts.json``, and the laterality set ``zeroshot_laterality.json`` with
-``prompts_laterality.json`` (:mod:`reclf_monai.phantom.laterality`).
+``prompts_laterality.json`` (:mod:`reclf_monai.phantom.laterality`), and the relation probe
+``relation_probe.json`` with its images in ``probe/`` (:mod:`reclf_monai.phantom.relation_probe`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..data.report_text import compose_report
 from .laterality import write_laterality_set
 from .mesh_findings import resolve_findings
 from .radiograph import case_rng, render_case
+from .relation_probe import write_relation_probe
 from .zero_shot_classes import PROMPTS, ZERO_SHOT_CLASSES, class_target, single_class
 
 DEFAULT_FRACTIONS = {"training": 0.7, "validation": 0.1, "test": 0.2}
@@ -196,6 +198,7 @@ def build_corpus(
     write_datalist(output_dir / ZERO_SHOT_FILE, {"test": zero_shot}, description=note, class_names=list(ZERO_SHOT_CLASSES))
     (output_dir / PROMPTS_FILE).write_text(json.dumps(PROMPTS, indent=1))
     write_laterality_set(output_dir, seed=seed)
+    write_relation_probe(output_dir, image_size, seed=seed)
     return CorpusSummary(
         split_counts={name: len(items) for name, items in splits.items()},
         dropped_reports=dropped,

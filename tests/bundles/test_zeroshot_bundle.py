@@ -36,11 +36,12 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
-from reclf_monai.metrics import ZeroShotMetric, zero_shot_classification_metrics
+from reclf_monai.metrics import ZeroShotMetric, encode_texts, relation_probe_scores, score_all_pairs, zero_shot_classification_metrics
 from reclf_monai.metrics.zero_shot import mean_over_prompts
-from reclf_monai.networks import settings_differences
+from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
 from reclf_monai.phantom.laterality import LATERAL_FINDINGS, SIDES
+from reclf_monai.phantom.relation_probe import read_probe_cases
 
 pytestmark = pytest.mark.end_to_end
 
@@ -299,3 +300,32 @@ def test_class_scores_and_metrics_by_hand():
     items = [{"pred": p, "label": torch.tensor(t)} for p, t in zip(probabilities, targets)]
     metrics = engine.run([items[:2], items[2:]]).metrics
     assert {name: metrics[name] for name in expected} == pytest.approx(expected)
+
+
+def test_relation_probe_scores_the_probe_images_against_their_texts(corpus, checkpoint, tmp_path):
+    """configs/relation_probe.json on the probe IU-Phantom writes: the same shares as scoring the
+    probe directly with the checkpoint's model."""
+    result = run_bundle(tmp_path, corpus, "inference", "relation_probe", pretrained_checkpoint=checkpoint)
+    assert succeeded(result)
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())["relation_probe"]
+    probe = corpus / "relation_probe.json"
+    cases = read_probe_cases(probe)
+    assert report["all/cases"] == len(cases) and report["two findings/cases"] == sum(len(case["findings"]) == 2 for case in cases)
+
+    model = RECLFModel.from_checkpoint(checkpoint)
+    items = load_datalist(probe, "test", required_keys=["image", "label"])
+    transform = chest_xray_transforms("image", image_size=IMAGE_SIZE)
+    settings = model.settings["text_encoder"]
+    tokenize = TokenizeReportd(tokenizer=settings["model_name_or_path"], max_length=settings["max_length"])
+    texts, owners = [], []
+    for case in cases:
+        for kind in ("report", "sides swapped", "negated"):
+            entries = case[kind] if isinstance(case[kind], list) else [case[kind]]
+            texts += entries
+            owners += [(case["case"], kind)] * len(entries)
+    with torch.no_grad():
+        images = model.encode_image(torch.stack([transform({"image": item["image"]})["image"] for item in items]))
+    scores = score_all_pairs(model, images, encode_texts(model, texts, tokenize))
+    expected = relation_probe_scores(scores, torch.tensor([item["label"] for item in items]), cases, owners)
+    for name, value in expected.items():
+        assert report[name] == pytest.approx(value, abs=1e-6), name

@@ -190,3 +190,30 @@ def test_imagenet_as_the_classifiers_checkpoint_is_the_packaged_lite0():
     assert torch.equal(classifier.features.backbone._conv_stem.weight, packaged["_conv_stem.weight"])
     assert classifier.head.in_features == 1280
     assert classifier(torch.rand(2, 1, 64, 64)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet-lite0"])
+def test_frozen_stages_keep_their_weights_and_statistics_while_the_rest_trains(backbone):
+    encoder = ImageEncoder(backbone, embed_dim=16, img_size=64, imagenet_input=True, frozen_stages=3).train()
+    stages = encoder.features.stage_modules()
+    frozen, trained = stages[:3], stages[3:]
+    statistics = {name: buffer.clone() for name, buffer in encoder.named_buffers() if "running_mean" in name}
+    local, global_features = encoder(torch.rand(4, 1, 64, 64))
+    (local.mean() + global_features.mean()).backward()
+    for module in (module for stage in frozen for module in stage):
+        assert not module.training
+        assert all(parameter.grad is None and not parameter.requires_grad for parameter in module.parameters())
+    for module in (module for stage in trained for module in stage):
+        assert module.training
+        assert any(parameter.grad is not None for parameter in module.parameters())
+    changed = {name for name, buffer in encoder.named_buffers() if "running_mean" in name and not torch.equal(buffer, statistics[name])}
+    frozen_names = {id(buffer) for stage in frozen for module in stage for buffer in module.buffers()}
+    assert changed and all(id(dict(encoder.named_buffers())[name]) not in frozen_names for name in changed)
+    assert "frozen_stages" not in encoder.settings  # it shapes training, not the network
+
+
+def test_frozen_stages_beyond_the_backbone_are_refused():
+    with pytest.raises(ValueError, match="frozen_stages 6: the resnet18 backbone has 5 stages"):
+        ImageEncoder("resnet18", embed_dim=16, img_size=64, frozen_stages=6)
+    with pytest.raises(ValueError, match="the vit backbone has 0 stages"):
+        ImageEncoder("vit", embed_dim=16, img_size=32, frozen_stages=1, vit_config={"patch_size": 16, "hidden_size": 32, "mlp_dim": 64, "num_layers": 1, "num_heads": 2})

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.end_to_end
 SCRIPT = ROOT / "scripts" / "downstream_table.py"
 IMAGE_SIZE = 64
 ENCODERS = ("pretrained", "imagenet", "random")
-TASKS = ["zeroshot_five", "zeroshot_laterality", "classification", "segmentation", "retrieval", "grounding"]
+TASKS = ["zeroshot_five", "zeroshot_laterality", "relation_probe", "classification", "segmentation", "retrieval", "grounding"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_lev
     content = json.loads((output / "downstream_table.json").read_text())
     rows = content["rows"]
     assert [row["figure"] for row in rows] == [
-        "macro AUC", "ACC", "macro AUC", "ACC", "test macro AUC", "test Dice, images with a finding",
+        "macro AUC", "ACC", "macro AUC", "ACC", "sides swapped, two findings: image to text",
+        "sides swapped, two findings: text to image", "finding negated: image to text", "test macro AUC", "test Dice, images with a finding",
         "test mean Dice, all images", "P@5", "pointing game",
     ]  # fmt: skip
     for row in rows:
@@ -107,19 +108,21 @@ def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_lev
         for encoder in ENCODERS:
             assert (output / task / encoder / "metrics.json").is_file(), (task, encoder)
     segmentation_test = json.loads((output / "segmentation" / "random" / "metrics.json").read_text())
-    assert segmentation_test["test"]["mean_dice"] == pytest.approx(rows[6]["random"])
+    assert segmentation_test["test"]["mean_dice"] == pytest.approx(rows[9]["random"])
+    probe = json.loads((output / "relation_probe" / "imagenet" / "metrics.json").read_text())["relation_probe"]
+    assert rows[4]["imagenet"] == pytest.approx(probe["two findings/image_to_text/sides swapped"])
 
     # chance levels from the data: a uniform guess, 0.5 AUC, the empty mask, a random ranking
     classes = {name: len(json.loads((corpus / name).read_text())["class_names"]) for name in ("zeroshot_5xN.json", "zeroshot_laterality.json")}
-    assert [row["chance"] for row in rows[:5]] == pytest.approx(
-        [0.5, 1 / classes["zeroshot_5xN.json"], 0.5, 1 / classes["zeroshot_laterality.json"], 0.5]
+    assert [row["chance"] for row in rows[:8]] == pytest.approx(
+        [0.5, 1 / classes["zeroshot_5xN.json"], 0.5, 1 / classes["zeroshot_laterality.json"], 0.5, 0.5, 0.5, 0.5]
     )
-    assert rows[5]["chance"] == 0.0
+    assert rows[8]["chance"] == 0.0
     sampled = json.loads((output / "datalist_sample6.json").read_text())["test"]
     empty = [not np.any(np.asarray(Image.open(corpus / item["label"]))) for item in sampled]
-    assert rows[6]["chance"] == pytest.approx(sum(empty) / len(empty))
+    assert rows[9]["chance"] == pytest.approx(sum(empty) / len(empty))
     grounding = json.loads((output / "grounding" / "pretrained" / "metrics.json").read_text())
-    assert rows[8]["chance"] == pytest.approx(grounding["all"]["region_fraction"])
+    assert rows[11]["chance"] == pytest.approx(grounding["all"]["region_fraction"])
 
     # each encoder is its own checkpoint file, read by every bundle as the pretrained one is
     assert content["baselines"] == {name: str(output / "baselines" / f"{name}.pt") for name in ("imagenet", "random")}
