@@ -36,7 +36,13 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from reclf_monai.data import DataError, TokenizeReportd, chest_xray_transforms, load_datalist
 from reclf_monai.data.preparation.chexpert import COMPETITION_CLASSES, prepare_chexpert
-from reclf_monai.metrics import ZeroShotMetric, encode_texts, relation_probe_scores, score_all_pairs, zero_shot_classification_metrics
+from reclf_monai.metrics import (
+    ZeroShotMetric,
+    encode_texts,
+    relation_probe_scores,
+    score_all_pairs,
+    zero_shot_classification_metrics,
+)
 from reclf_monai.metrics.zero_shot import mean_over_prompts
 from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
