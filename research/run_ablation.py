@@ -109,7 +109,8 @@ RANDOM = "random init"
 CANDIDATE = "reclf"
 POOLING_BASELINES = ("lse", "fixed_importance", "mean")
 # What a cell's figures depend on besides its mode, seed, task and fraction (see study_settings).
-STUDY_KEYS = ("pretraining", "classification_epochs", "segmentation_epochs", "eval_items", "datalist_sha256")
+STUDY_KEYS = ("pretraining", "classification_epochs", "segmentation_epochs", "classification_learning_rate", "segmentation_learning_rate",
+              "eval_items", "datalist_sha256")
 
 
 @dataclass
@@ -147,9 +148,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1, 1.0], help="training-label fractions for classification and segmentation")
     parser.add_argument("--epochs", type=int, default=None, help=f"pretraining epochs (default {PRETRAIN_SCHEDULE[EPOCHS_KEY]})")
     parser.add_argument("--pretrain_override", action="append", default=[], type=parse_override, metavar="KEY=VALUE", help="a reclf_pretrain setting for every run (VALUE read as JSON when it is JSON); repeatable")
-    parser.add_argument("--tasks", nargs="+", default=None, help="some of: zeroshot_five zeroshot_laterality classification segmentation retrieval grounding (default: all)")
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="some of: zeroshot_five zeroshot_laterality relation_probe classification segmentation retrieval grounding (default: all)")
     parser.add_argument("--classification_epochs", type=int, default=5)
     parser.add_argument("--segmentation_epochs", type=int, default=2)
+    parser.add_argument("--classification_learning_rate", type=float, default=None, help="the linear head's (default: the bundle's)")
+    parser.add_argument("--segmentation_learning_rate", type=float, default=None, help="the decoder's (default: the bundle's)")
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
     parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
     parser.add_argument("--report", default=None, help="the report's .md (default OUTPUT_DIR/results_ablation.md; the committed docs/results_ablation.md is written only when named)")
@@ -201,6 +205,7 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "pretraining": {key: value for key, value in shared.items() if key not in PER_RUN_KEYS},
         "classification_epochs": args.classification_epochs, "segmentation_epochs": args.segmentation_epochs,
+        "classification_learning_rate": args.classification_learning_rate, "segmentation_learning_rate": args.segmentation_learning_rate,
         "eval_items": args.eval_items, "datalist_sha256": hashlib.sha256(datalist.read_bytes()).hexdigest() if datalist.exists() else None,
     }  # fmt: skip
 

@@ -98,6 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data_fraction", type=float, default=0.1, help="training labels for classification and segmentation")
     parser.add_argument("--classification_epochs", type=int, default=5)
     parser.add_argument("--segmentation_epochs", type=int, default=2)
+    parser.add_argument("--classification_learning_rate", type=float, default=None, help="the linear head's (default: the bundle's)")
+    parser.add_argument("--segmentation_learning_rate", type=float, default=None, help="the decoder's (default: the bundle's)")
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES,
                         help="untrained networks beside the checkpoint (default: imagenet random)")
@@ -133,11 +135,12 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
 
         return steps
 
-    def trained_on_encoder(epochs: int):
+    def trained_on_encoder(epochs: int, learning_rate: float | None):
         def steps(checkpoint: str, folder: Path) -> list[Step]:
             shared = {**common, "datalist": str(datalist), "ckpt_dir": str(folder / "models")}
             train = {
                 **shared, "pretrained_checkpoint": checkpoint, "data_fraction": args.data_fraction,
+                **({} if learning_rate is None else {"learning_rate": learning_rate}),
                 "train#trainer#max_epochs": epochs, "val_interval": epochs, "output_dir": str(folder / "train"),
                 "seed": args.seed,
                 "overwrite": True,  # a task runs again only when its folder holds no finished run with these settings
@@ -162,8 +165,8 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
               Figure("sides swapped, two findings: text to image", ("relation_probe", "two findings/text_to_image/sides swapped"), lambda _: 0.5),
               Figure("finding negated: image to text", ("relation_probe", "all/image_to_text/negated"), lambda _: 0.5)]),
         Task("classification", f"linear classification, {percent} labels", "reclf_classification",
-             trained_on_encoder(args.classification_epochs), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
-        Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation", trained_on_encoder(args.segmentation_epochs),
+             trained_on_encoder(args.classification_epochs, args.classification_learning_rate), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
+        Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation", trained_on_encoder(args.segmentation_epochs, args.segmentation_learning_rate),
              [Figure("test Dice, images with a finding", ("test", "dice_nonempty"), lambda _: 0.0),
               Figure("test mean Dice, all images", ("test", "mean_dice"), lambda _: empty_mask_dice(datalist))]),
         Task("retrieval", "retrieval, class match", "reclf_retrieval", whole_model({}, run_id="run_class_retrieval"),
