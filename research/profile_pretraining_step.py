@@ -4,8 +4,9 @@
     python -m research.profile_pretraining_step --frozen_text_dropout --text_length_groups 1   # the earlier text encoder
     python -m research.profile_pretraining_step --frozen_cache_mb 1024   # an epoch after the first, with the cache
 
-Builds the RECLF model as `reclf_pretrain` with `configs/cpu_schedule.json` does (ResNet-18 at
-128 px, all-MiniLM-L6-v2 with 4 frozen layers, embed_dim 128, 96 tokens, `reclf`), feeds it real
+Builds the RECLF model as `reclf_pretrain` with `configs/cpu_schedule.json` does (EfficientNet-Lite0
+from ImageNet with three stages frozen, or `--backbone resnet18 --image_weights none
+--frozen_image_stages 0` as before 2026-12-06, at 128 px, all-MiniLM-L6-v2 with 4 frozen layers, embed_dim 128, 96 tokens, `reclf`), feeds it real
 IU reports from the package's archive (tokenised as training does) and random images, and times
 each part of a training step: image encoder, text encoder, pair scoring, loss, backward pass and
 optimiser step. With `--frozen_cache_mb` the text encoder keeps its frozen layers' output, and
@@ -31,6 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=128)
+    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--image_weights", default="imagenet", help="imagenet or none")
+    parser.add_argument("--frozen_image_stages", type=int, default=3)
     parser.add_argument("--embed_dim", type=int, default=128)
     parser.add_argument("--max_length", type=int, default=96)
     parser.add_argument("--freeze_text_layers", type=int, default=4)
@@ -91,7 +95,10 @@ def build_model(args: argparse.Namespace):
     )
     if args.text_length_groups is not None:
         text_encoder.length_groups = args.text_length_groups
-    image_encoder = ImageEncoder("resnet18", in_channels=1, embed_dim=args.embed_dim, img_size=args.image_size)
+    image_encoder = ImageEncoder(
+        args.backbone, in_channels=1, embed_dim=args.embed_dim, img_size=args.image_size,
+        image_weights=args.image_weights, frozen_stages=args.frozen_image_stages,
+    )  # fmt: skip
     model = RECLFModel(image_encoder, text_encoder, args.aggregation)
     model.train()
     if args.frozen_text_dropout:
