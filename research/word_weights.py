@@ -23,7 +23,9 @@ the share of alpha on them (mean over reports; alpha sums to 1 per report), and 
 lift (above 1: weighed above the uniform weighting of `mean`); then how far the weights are from
 uniform at all (percentiles of alpha per token x the report's tokens, 1 for `mean`) and, for
 `srm`/`reclf`, how large SRM's score corrections are and how much they vary, against the word
-scores they correct (`srm` weighs words uniformly; SRM acts on the scores). `--show K` also prints the first K
+scores they correct (`srm` weighs words uniformly; SRM acts on the scores), and what SRM's
+attention links: per kind of query word, the share of its attention on each kind of word over that
+kind's share of the report's words (does a finding word attend to location words?). `--show K` also prints the first K
 reports word by word with alpha x words (1 = uniform). The report text of IU-Phantom is licensed
 (CC BY-NC-ND): print it, do not publish it. `--image` with `--report` scores one hand-written
 report against one image instead. Needs an aggregation with a local scorer (not `global_only`).
@@ -120,11 +122,52 @@ def words_in_slots(tokens: Sequence[str], token_words: torch.Tensor, is_word: to
     return words
 
 
+def srm_attention(model: RECLFModel, image_features: dict, text_features: dict) -> list[torch.Tensor]:
+    """SRM's first-layer attention between the tokens of each report matched with its own image,
+    (T, T) per pair (query rows, mean over heads). Read by a hook on its attention module, which
+    runs it once more asking for the weights (the layer's fused fast path, which skips the module,
+    is switched off meanwhile)."""
+    captured = []
+
+    def keep_weights(module, args, kwargs, output):
+        captured.append(module.forward(*args, **{**kwargs, "need_weights": True, "average_attn_weights": True})[1][0])
+
+    attention = model.local_matching.srm.encoder.layers[0].self_attn
+    handle = attention.register_forward_hook(keep_weights, with_kwargs=True)
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            paired_match_details(model, image_features, text_features)
+    finally:
+        handle.remove()
+        torch.backends.mha.set_fastpath_enabled(fast_path)
+    return captured
+
+
+def attention_lift(attention: list[torch.Tensor], kinds: list[dict[int, str]]) -> dict[tuple[str, str], float]:
+    """(query kind, key kind) -> the mean share of a query word token's attention on key words of
+    that kind, over the share of such tokens among the report's words (1: attention as if blind to
+    kind). Pairs of kinds that never meet are left out."""
+    attended = {}
+    for weights, kind_at in zip(attention, kinds):
+        positions = sorted(kind_at)
+        words = weights[positions][:, positions]
+        words = words / words.sum(-1, keepdim=True).clamp_min(1e-12)
+        for row, query in enumerate(positions):
+            for key_kind in KINDS:
+                keys = [column for column, key in enumerate(positions) if kind_at[key] == key_kind]
+                if keys:
+                    attended.setdefault((kind_at[query], key_kind), []).append((float(words[row, keys].sum()), len(keys) / len(positions)))
+    return {pair: sum(a for a, _ in values) / sum(b for _, b in values) for pair, values in attended.items()}
+
+
 def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[str, list[list[tuple[str, str, float, int]]], dict | None]:
     """The checkpoint's aggregation; per item its words as (word, kind, alpha summed over the
     word's tokens, tokens); and, with SRM, (mean absolute value, standard deviation) over the word
-    tokens of its corrections and of the word scores before them (None without SRM): a correction
-    that is the same for every word shifts every pair's score alike and changes no ranking."""
+    tokens of its corrections and of the word scores before them, and SRM's attention lift between
+    kinds of words (:func:`attention_lift`) (None without SRM): a correction that is the same for
+    every word shifts every pair's score alike and changes no ranking."""
     model = RECLFModel.from_checkpoint(checkpoint)
     if model.local_matching is None:
         raise SystemExit(f"{checkpoint}: aggregation {model.aggregation!r} has no local scorer, so no word weights")
@@ -134,7 +177,7 @@ def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[s
     word_mask = text_features["word_mask"].bool()
     with torch.no_grad():
         details = paired_match_details(model, image_features, text_features)
-    reports = []
+    reports, kinds = [], []
     token_words = text_features.get("token_words")
     for index, (item, alpha, is_word) in enumerate(zip(items, details["token_weights"], word_mask)):
         tokens = tokenize.tokenizer.convert_ids_to_tokens(tokenize({"report": item["report"]})["input_ids"].tolist())
@@ -144,11 +187,15 @@ def word_weights(checkpoint: str, items: list[dict], batch_size: int) -> tuple[s
         else:
             words = words_in_slots(tokens, token_words[index], is_word)
         reports.append([(word, kind_of(word, findings), float(alpha[positions].sum()), len(positions)) for word, positions in words])
+        kinds.append({position: kind_of(word, findings) for word, positions in words for position in positions})
     corrections = None
     if "token_corrections" in details:
         added = details["token_corrections"][word_mask]
         plain = details["token_scores"][word_mask] - added
-        corrections = {"correction": (float(added.abs().mean()), float(added.std())), "score": (float(plain.abs().mean()), float(plain.std()))}
+        corrections = {
+            "correction": (float(added.abs().mean()), float(added.std())), "score": (float(plain.abs().mean()), float(plain.std())),
+            "attention_lift": attention_lift(srm_attention(model, image_features, text_features), kinds),
+        }  # fmt: skip
     return model.aggregation, reports, corrections
 
 
@@ -182,6 +229,11 @@ def print_summary(checkpoint: str, aggregation: str, reports: list[list[tuple[st
     if corrections is not None:
         (added, added_std), (plain, plain_std) = corrections["correction"], corrections["score"]
         print(f"SRM score corrections: mean |g| {added:.4f}, standard deviation {added_std:.4f}; word scores before them: mean |s| {plain:.4f}, standard deviation {plain_std:.4f}")
+        lift = corrections["attention_lift"]
+        print("SRM attention lift, query words (rows) on key words (columns), 1 = blind to kind:")
+        print("| query \\ key | " + " | ".join(KINDS) + " |\n|---|" + "---:|" * len(KINDS))
+        for query in KINDS:
+            print(f"| {query} | " + " | ".join(f"{lift[query, key]:.2f}" if (query, key) in lift else "-" for key in KINDS) + " |")
 
 
 def print_report(words: list[tuple[str, str, float, int]]) -> None:

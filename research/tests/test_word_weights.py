@@ -72,6 +72,10 @@ def test_shares_add_up_to_one_and_mean_weighs_every_token_alike(pretraining_corp
     assert ranges[0] == ("1.000", "1.000", "1.000") and float(ranges[1][2]) > float(ranges[1][0]) + 0.01
     corrections = re.findall(r"mean \|g\| ([\d.]+), standard deviation ([\d.]+); word scores before them: mean \|s\| ([\d.]+), standard deviation ([\d.]+)", output)
     assert len(corrections) == 1 and all(float(value) > 0 for value in corrections[0])  # reclf's SRM only: mean has none
+    assert output.count("SRM attention lift") == 1
+    lift_rows = re.findall(r"^\| (finding|location|negation|punctuation|other) \| ([-\d. |]+) \|$", output.split("SRM attention lift")[1], flags=re.MULTILINE)[:5]
+    assert [kind for kind, _ in lift_rows] == list(word_weights.KINDS)  # reclf's SRM attention, one row per query kind
+    assert any(cell.strip() not in ("-", "1.00") for _, cells in lift_rows for cell in cells.split("|"))
     shown = [line for line in output.splitlines() if line.startswith("  ")]
     assert len(shown) == 4  # --show 2 for each checkpoint
 
@@ -87,3 +91,14 @@ def test_global_only_has_no_word_weights(pretraining_corpus, tmp_path):
     checkpoint = write_tiny_pretraining_checkpoint(tmp_path / "global.pt", aggregation="global_only")
     with pytest.raises(SystemExit, match="no local scorer"):
         word_weights.main(["--checkpoint", str(checkpoint), "--datalist", str(pretraining_corpus / "datalist.json"), "--items", "2"])
+
+
+def test_attention_lift_compares_attention_with_the_share_of_words_of_a_kind():
+    """Three word tokens (finding, location, other) and [SEP] (position 3, no word): the finding
+    word puts all its attention on the location word, the others attend uniformly."""
+    weights = torch.tensor([[0.0, 0.9, 0.0, 0.1], [0.3, 0.3, 0.3, 0.1], [0.3, 0.3, 0.3, 0.1], [0.25] * 4])
+    lift = word_weights.attention_lift([weights], [{0: "finding", 1: "location", 2: "other"}])
+    assert lift["finding", "location"] == pytest.approx(3.0)  # all of it on a third of the words
+    assert lift["finding", "finding"] == 0.0 and lift["finding", "other"] == 0.0
+    assert lift["location", "finding"] == pytest.approx(1.0) and lift["other", "other"] == pytest.approx(1.0)
+    assert ("negation", "finding") not in lift and ("finding", "negation") not in lift
