@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the embedded demo data (CPU: 11 minutes after set-up on a 2-core AMD EPYC of family 25
-# model 17, 15-23 on an older one of model 1; docs/results.md):
+# The main job on the embedded demo data (CPU: 14 minutes after set-up on a 2-core AMD EPYC of family 25
+# model 17, the corpus already built; docs/results.md):
 #   1. set up .venv;
 #   2. build IU-Phantom (real IU reports, synthetic images) if it is absent, and a contact sheet;
 #   3. pretrain RECLF on it with the reclf_pretrain bundle (2 epochs; TensorBoard logs, checkpoints);
-#   4. run every downstream task bundle on the pretrained encoder and on a random-initialised one
-#      (scripts/downstream_table.py, short schedules) and print one table: zero-shot five-class and
-#      laterality, linear classification and segmentation at 10 % labels, retrieval P@5, pointing game.
+#   4. run every downstream task bundle on the pretrained model and on the same network untrained
+#      (from ImageNet, and random) (scripts/downstream_table.py, short schedules) and print one table
+#      with chance levels: zero-shot five-class and laterality, the relation probe, linear
+#      classification and segmentation at 10 % labels, retrieval P@5, pointing game.
 # Output folder: $DEMO_OUTPUT (default demo_output/). An earlier run's results there are kept: the
 # demo stops and names them, unless its first argument is --overwrite. IU-Phantom is reused.
 # Other arguments are passed to the pretraining run as bundle overrides, e.g.

@@ -46,14 +46,14 @@ DEMO_MODEL = {"image_size": 128, "embed_dim": 128, "max_length": 96}
 
 # A command matching one of these is documented but not run here, for the reason given.
 NOT_RUN = {
-    r"^bash scripts/demo\.sh": "the demo itself (15-20 min); a tiny corpus and checkpoint stand in for its outputs",
+    r"^bash scripts/demo\.sh": "the demo itself (about 14 min on 2 cores); a tiny corpus and checkpoint stand in for its outputs",
     r"^bash scripts/test\.sh": "this test suite",
     r"^torchrun": "needs several GPUs; test_multi_node_training and test_pretrain_bundle run multi_gpu_train.json under torchrun",
     r"(^|[ /=])DATA\b|/data/(CheXpert|rsna|siim|COVIDx)|MIMIC_CXR_JPG|CheXpert-v1\.0-small|RSNA_PNEUMONIA|SIIM_ACR|COVIDX|runs/mimic": (
         "a real dataset or a run on one; the prepare_* scripts are tested on format fixtures (tests/data/preparation/test_prepare_*)"
     ),
     r"-m research\.": "a research instrument (research/), tested by its own test module in research/tests on a tiny schedule",
-    r"scripts/downstream_table\.py": "runs every task bundle twice; tests/scripts/test_downstream_table.py runs it on a tiny corpus",
+    r"scripts/downstream_table\.py": "runs every task bundle on three encoders; tests/scripts/test_downstream_table.py runs it on a tiny corpus",
     r"scripts/prepare_demo_data\.py": "builds the full corpus (2-4 min); tests/phantom/test_phantom_corpus.py runs it on a few reports",
     r"scripts/monailabel_server\.sh": "starts a server; tests/bundles/test_monai_label_server.py runs it",
 }
