@@ -210,7 +210,7 @@ def read_figure(metrics: dict, path: tuple[str, ...], source: Path) -> float:
 
 
 def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
-    """Path, size and modification time: a checkpoint rewritten at the same path is another one."""
+    """Path, size and modification time: a file (checkpoint, datalist) rewritten at the same path is another one."""
     status = checkpoint.stat()
     return {"path": str(checkpoint.resolve()), "bytes": status.st_size, "modified_ns": status.st_mtime_ns}
 
@@ -231,17 +231,17 @@ def run_settings(task: Task, folder: Path, checkpoint: Path) -> dict[str, Any]:
 
 def baseline_checkpoint(baseline: str, args: argparse.Namespace, output_dir: Path) -> Path:
     """OUTPUT_DIR/baselines/BASELINE.pt for the checkpoint's network, written unless a finished one
-    for the same checkpoint file and seed is there."""
+    for the same checkpoint file, training images (the datalist file) and seed is there."""
     from reclf_monai.networks.untrained_baselines import write_baseline_checkpoint
 
     path = output_dir / "baselines" / f"{baseline}.pt"
     record = path.with_suffix(".json")
-    settings = {"checkpoint": checkpoint_identity(Path(args.checkpoint)), "seed": args.seed}
+    datalist = Path(args.dataset_dir).resolve() / "datalist.json"
+    settings = {"checkpoint": checkpoint_identity(Path(args.checkpoint)), "datalist": checkpoint_identity(datalist), "seed": args.seed}
     if path.exists() and finished_record(record, settings) is not None:
         print(f"[downstream] {COLUMNS[baseline]} baseline: {path}, written earlier for this checkpoint", flush=True)
         return path
     print(f"[downstream] {COLUMNS[baseline]} baseline: writing {path}", flush=True)
-    datalist = Path(args.dataset_dir).resolve() / "datalist.json"
     write_baseline_checkpoint(args.checkpoint, baseline, path, datalist, seed=args.seed)
     record.write_text(json.dumps({"settings": settings}, indent=2))
     return path
