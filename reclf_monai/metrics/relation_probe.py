@@ -25,6 +25,18 @@ def preference(true_scores: torch.Tensor, edit_scores: torch.Tensor) -> float:
     return ((true_scores > edit_scores).float() + 0.5 * (true_scores == edit_scores).float()).mean().item()
 
 
+def probe_texts(cases: Sequence[Mapping]) -> tuple[list[str], list[tuple[int, str]]]:
+    """Every text of the probe's cases, in order, and each text's (case, kind): what
+    :func:`relation_probe_scores` reads the score matrix's columns by."""
+    texts, owners = [], []
+    for case in cases:
+        for kind in ("report", "sides swapped", "negated"):
+            entries = case[kind] if isinstance(case[kind], list) else [case[kind]]
+            texts += entries
+            owners += [(case["case"], kind)] * len(entries)
+    return texts, owners
+
+
 def relation_probe_scores(scores: torch.Tensor, image_labels: torch.Tensor, cases: Sequence[Mapping], text_owners: list[tuple[int, str]]) -> dict:
     """The probe's shares from an (N_images, N_texts) score matrix.
 
@@ -109,12 +121,7 @@ class RelationProbeMetric(Metric):
     def compute(self) -> dict:
         if not self._images:
             raise RuntimeError("RelationProbeMetric needs at least one batch before compute()")
-        texts, owners = [], []
-        for case in self.cases:
-            for kind in ("report", "sides swapped", "negated"):
-                entries = case[kind] if isinstance(case[kind], list) else [case[kind]]
-                texts += entries
-                owners += [(case["case"], kind)] * len(entries)
+        texts, owners = probe_texts(self.cases)
         text_features = encode_texts(self.network, texts, self.tokenize)
         scores = score_all_pairs(self.network, concat_feature_batches(self._images), text_features, scoring=self.scoring)
         return relation_probe_scores(scores, torch.cat(self._labels), self.cases, owners)

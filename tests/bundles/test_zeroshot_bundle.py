@@ -43,6 +43,7 @@ from reclf_monai.metrics import (
     score_all_pairs,
     zero_shot_classification_metrics,
 )
+from reclf_monai.metrics.relation_probe import probe_texts
 from reclf_monai.metrics.zero_shot import mean_over_prompts
 from reclf_monai.networks import RECLFModel, settings_differences
 from reclf_monai.phantom import ZERO_SHOT_CLASSES, laterality_prompts, single_sided_finding, write_laterality_set
@@ -323,12 +324,7 @@ def test_relation_probe_scores_the_probe_images_against_their_texts(corpus, chec
     transform = chest_xray_transforms("image", image_size=IMAGE_SIZE)
     settings = model.settings["text_encoder"]
     tokenize = TokenizeReportd(tokenizer=settings["model_name_or_path"], max_length=settings["max_length"])
-    texts, owners = [], []
-    for case in cases:
-        for kind in ("report", "sides swapped", "negated"):
-            entries = case[kind] if isinstance(case[kind], list) else [case[kind]]
-            texts += entries
-            owners += [(case["case"], kind)] * len(entries)
+    texts, owners = probe_texts(cases)
     with torch.no_grad():
         images = model.encode_image(torch.stack([transform({"image": item["image"]})["image"] for item in items]))
     scores = score_all_pairs(model, images, encode_texts(model, texts, tokenize))
