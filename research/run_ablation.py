@@ -17,9 +17,13 @@ OUTPUT_DIR/downstream/MODE/seedS/TASK: zero-shot five classes and laterality, cl
 retrieval P@1/5/10, the pointing game once; linear classification and segmentation (frozen
 encoder) once per ``--fractions`` (default 1 %, 10 %, 100 % of the training labels, the same
 labelled subset for every run), in TASK_fFRACTION. Their training seed is the pretraining seed.
-The pointing game needs a local scorer, so `global_only` has no grounding cell. One reference
-row, the same networks with random weights (downstream seed 0, the architecture of the first
-mode with a local scorer, first seed), shows chance level; it lies in OUTPUT_DIR/downstream/random.
+The pointing game needs a local scorer, so `global_only` has no grounding cell. Two reference
+rows, the architecture of the first mode with a local scorer (first seed) untrained as
+scripts/downstream_table.py writes its baselines, show what pretraining adds (downstream seed 0):
+"ImageNet, not pretrained" (the backbone's ImageNet weights) and "random init" (random weights,
+batch-norm statistics estimated on the training images); they lie in OUTPUT_DIR/downstream/imagenet
+and .../random. A last row gives each figure's chance level, computed from the data as
+downstream_table does.
 
 Resumable: a finished cell is never recomputed. A pretraining cell is finished when its record
 (pretrain_run.json: settings, wall time) matches the current settings and its
@@ -47,9 +51,9 @@ recorded when a reused cell was computed, times the cells of that kind still to 
 cells and a ``--report_only`` run cost nothing). A cell that
 fails is recorded with its root cause and the others go on; the exit status is then 1. At the end
 ``--report`` (default OUTPUT_DIR/results_ablation.md, beside the runs it reports) gets the command, the machine, the times, `reclf`
-against the best pooling baseline per score (its difference and whether it stands out of the seed
-spread, see `comparison_rows`), each zero-shot task's AUC per class (finding type, side) and one
-table per task (rows the modes and the random reference, cells "mean ± sample std
+against the best pooling baseline per score (the mean of its differences paired by seed, with a
+95 % t interval, see `comparison_rows`), each zero-shot task's AUC per class (finding type, side) and one
+table per task (rows the modes, the two references and chance, cells "mean ± sample std
 (n=seeds)"), beside it a .json of
 every per-seed figure and a folder of PNG plots (one per task, modes side by side with error
 bars; needs matplotlib).
@@ -77,6 +81,7 @@ from typing import Any, Iterable
 
 from research.host_description import cpu_model
 from scripts.downstream_table import (
+    COLUMNS,
     LOCAL_SCORER_TASKS,
     RECORD,
     Figure,
@@ -103,8 +108,10 @@ FRACTION_TASKS = ("classification", "segmentation")
 # Zero-shot tasks: their per-class AUCs (from the bundle's probabilities CSV) get a table of their own.
 PER_CLASS_TASKS = ("zeroshot_five", "zeroshot_laterality")
 PROBABILITIES_FILE = "class_probabilities.csv"
-RETRIEVAL_FIGURES = [Figure(f"P@{k}", ("class_retrieval", f"P@{k}"), lambda _: math.nan) for k in (1, 5, 10)]
-RANDOM = "random init"
+RANDOM = COLUMNS["random"]
+# The untrained reference rows, by row label: downstream_table's baseline each one evaluates.
+REFERENCES = {COLUMNS["imagenet"]: "imagenet", RANDOM: "random"}
+CHANCE = "chance"
 # The comparison the method claims: relation modelling (CANDIDATE) against pooling without it.
 CANDIDATE = "reclf"
 POOLING_BASELINES = ("lse", "fixed_importance", "mean")
@@ -116,7 +123,7 @@ STUDY_KEYS = ("pretraining", "classification_epochs", "segmentation_epochs", "cl
 @dataclass
 class Cell:
     """One unit of work: a pretraining run (task "pretrain") or one downstream task on one
-    checkpoint; `mode` is an aggregation or RANDOM."""
+    checkpoint; `mode` is an aggregation or a key of REFERENCES."""
 
     mode: str
     seed: int
@@ -245,9 +252,9 @@ def imported_cells(args: argparse.Namespace, study: dict[str, Any], cells: list[
 
 
 def checkpoint_source(cell: Cell, args: argparse.Namespace) -> tuple[str, int]:
-    """The pretraining run (mode, seed) whose checkpoint a downstream cell evaluates; the random
-    reference takes the architecture of reference_mode's first seed."""
-    return (reference_mode(args.modes), args.seeds[0]) if cell.mode == RANDOM else (cell.mode, cell.seed)
+    """The pretraining run (mode, seed) whose checkpoint a downstream cell evaluates; the reference
+    rows take the architecture of reference_mode's first seed."""
+    return (reference_mode(args.modes), args.seeds[0]) if cell.mode in REFERENCES else (cell.mode, cell.seed)
 
 
 def last_checkpoint(folder: Path, settings: dict[str, Any]) -> Path:
@@ -289,22 +296,23 @@ def downstream_tasks(args: argparse.Namespace, fraction: float, seed: int, datal
     P@1, P@5 and P@10."""
     options = argparse.Namespace(**{**vars(args), "data_fraction": fraction, "seed": seed})
     tasks = {task.key: task for task in build_tasks(options, datalist)}
-    tasks["retrieval"].figures = list(RETRIEVAL_FIGURES)
+    chance = tasks["retrieval"].figures[0].chance  # a random ranking's precision is the same at any K
+    tasks["retrieval"].figures = [Figure(f"P@{k}", ("class_retrieval", f"P@{k}"), chance) for k in (1, 5, 10)]
     return tasks
 
 
 def reference_mode(modes: list[str]) -> str:
-    """The mode whose architecture the random-weights reference takes: the first with a local
-    scorer (so every task is defined for it), else the first."""
+    """The mode whose architecture the reference rows take: the first with a local scorer (so every
+    task is defined for it), else the first."""
     return next((mode for mode in modes if mode != "global_only"), modes[0])
 
 
 def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
     """Every cell in the order they run: per mode and seed its pretraining, then its downstream
-    tasks (those defined for the mode); the random-weights reference last."""
+    tasks (those defined for the mode); the reference rows last."""
 
     def downstream(mode: str, seed: int) -> list[Cell]:
-        architecture = reference_mode(args.modes) if mode == RANDOM else mode
+        architecture = reference_mode(args.modes) if mode in REFERENCES else mode
         keys = [key for key in task_keys if not (architecture == "global_only" and key in LOCAL_SCORER_TASKS)]
         return [Cell(mode, seed, key, fraction) for key in keys for fraction in (args.fractions if key in FRACTION_TASKS else [None])]
 
@@ -312,7 +320,7 @@ def plan(args: argparse.Namespace, task_keys: list[str]) -> list[Cell]:
     for mode in args.modes:
         for seed in args.seeds:
             cells += [Cell(mode, seed, "pretrain"), *downstream(mode, seed)]
-    return cells + downstream(RANDOM, 0)
+    return cells + [cell for reference in REFERENCES for cell in downstream(reference, 0)]
 
 
 class Progress:
@@ -360,11 +368,15 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
-def cell_record(cell: Cell, status: str, figures: dict[str, float | None], seconds: float | None, recorded_seconds: float | None, error: str | None = None) -> dict[str, Any]:
-    """What the report and its JSON keep of a cell; a failed cell's figures are None."""
+def cell_record(
+    cell: Cell, status: str, figures: dict[str, float | None], seconds: float | None, recorded_seconds: float | None,
+    error: str | None = None, chance: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """What the report and its JSON keep of a cell; a failed cell's figures are None; `chance`:
+    each figure's chance level, as downstream_table recorded it."""
     return {
         "mode": cell.mode, "seed": cell.seed, "task": cell.task, "fraction": cell.fraction, "status": status,
-        "figures": figures, "seconds": seconds, "recorded_seconds": recorded_seconds, "error": error,
+        "figures": figures, "chance": chance or {}, "seconds": seconds, "recorded_seconds": recorded_seconds, "error": error,
     }  # fmt: skip
 
 
@@ -373,24 +385,36 @@ def column(figure: str, fraction: float | None) -> str:
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """task -> row (mode) -> column -> {"values": per-seed figures, "failed": failed seeds}, in
-    the order the records name them; pretraining records carry no figures."""
+    """task -> row (mode) -> column -> {"values": per-seed figures, "seeds": their seeds,
+    "failed": failed seeds}, in the order the records name them; pretraining records carry no
+    figures. A last row CHANCE holds {"chance": value} where the records give a finite one."""
     tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    chance: dict[str, dict[str, dict[str, Any]]] = {}
     for record in records:
         for figure, value in record["figures"].items():
             entry = tables.setdefault(record["task"], {}).setdefault(record["mode"], {})
-            entry = entry.setdefault(column(figure, record["fraction"]), {"values": [], "failed": 0})
+            entry = entry.setdefault(column(figure, record["fraction"]), {"values": [], "seeds": [], "failed": 0})
             if value is None:
                 entry["failed"] += 1
             else:
                 entry["values"].append(value)
+                entry["seeds"].append(record["seed"])
+        for figure, value in (record.get("chance") or {}).items():
+            if value is not None and math.isfinite(value):
+                chance.setdefault(record["task"], {}).setdefault(column(figure, record["fraction"]), {"chance": value})
+    for task, row in chance.items():
+        if task in tables:
+            tables[task][CHANCE] = row
     return tables
 
 
 def format_cell(entry: dict[str, Any] | None) -> str:
-    """"mean ± sample std (n=seeds)"; one value alone with n=1; "failed" when no seed finished."""
+    """"mean ± sample std (n=seeds)"; one value alone with n=1; "failed" when no seed finished;
+    a chance level as its value."""
     if entry is None:
         return "-"
+    if "chance" in entry:
+        return f"{entry['chance']:.3f}"
     values, failed = entry["values"], entry["failed"]
     if not values:
         return "failed"
@@ -412,12 +436,28 @@ def markdown_table(rows: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def paired_difference(candidate: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Candidate minus baseline on the seeds both finished (the same seed shares the data order and
+    the downstream runs' seed, so pairing removes what the seed does to both): the differences,
+    their mean and, from two pairs on, a 95 % Student t interval of the mean (n - 1 degrees of
+    freedom)."""
+    from scipy.stats import t as student_t
+
+    by_seed = dict(zip(baseline["seeds"], baseline["values"]))
+    differences = [value - by_seed[seed] for seed, value in zip(candidate["seeds"], candidate["values"]) if seed in by_seed]
+    result: dict[str, Any] = {"differences": differences, "mean": statistics.mean(differences) if differences else math.nan, "interval": None}
+    if len(differences) > 1:
+        half_width = student_t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+        result["interval"] = (result["mean"] - half_width, result["mean"] + half_width)
+    return result
+
+
 def comparison_rows(tables: dict[str, dict[str, dict[str, dict[str, Any]]]], titles: dict[str, str]) -> list[dict[str, Any]]:
     """Per task and score: the best pooling baseline (highest mean of POOLING_BASELINES), reclf,
-    reclf minus it and a verdict: "above"/"below" when the difference exceeds two standard errors
-    of it (sqrt(s1^2/n1 + s2^2/n2), sample stds), else "within the spread"; "one seed" when either
-    side has fewer than two. Picking the best baseline on these same figures favours the
-    baselines, so an "above" is a conservative call."""
+    their paired difference (`paired_difference`) and a verdict: "above"/"below" when its 95 %
+    interval lies above/below 0, else "within the spread"; "fewer than two paired seeds" without
+    an interval. Picking the best baseline on these same figures favours the baselines, so an
+    "above" is a conservative call."""
     rows = []
     for task, modes in tables.items():
         for name in columns_of(modes):
@@ -426,35 +466,44 @@ def comparison_rows(tables: dict[str, dict[str, dict[str, dict[str, Any]]]], tit
             if not values[CANDIDATE] or not baselines:
                 continue
             best = max(baselines, key=lambda mode: statistics.mean(values[mode]))
-            candidate, baseline = values[CANDIDATE], values[best]
-            difference = statistics.mean(candidate) - statistics.mean(baseline)
-            verdict = "one seed"
-            if len(candidate) > 1 and len(baseline) > 1:
-                error = math.sqrt(statistics.variance(candidate) / len(candidate) + statistics.variance(baseline) / len(baseline))
-                verdict = "above" if difference > 2 * error else "below" if difference < -2 * error else "within the spread"
+            paired = paired_difference(modes[CANDIDATE][name], modes[best][name])
+            if not paired["differences"]:
+                continue
+            interval, verdict = paired["interval"], "fewer than two paired seeds"
+            if interval is not None:
+                verdict = "above" if interval[0] > 0 else "below" if interval[1] < 0 else "within the spread"
             rows.append({"task": titles.get(task, task), "figure": name, "baseline": best, "baseline_cell": modes[best][name],
-                         "candidate_cell": modes[CANDIDATE][name], "difference": difference, "verdict": verdict})  # fmt: skip
+                         "candidate_cell": modes[CANDIDATE][name], "difference": paired["mean"], "interval": interval,
+                         "pairs": len(paired["differences"]), "verdict": verdict})  # fmt: skip
     return rows
+
+
+def format_difference(row: dict[str, Any]) -> str:
+    """"+0.060 [+0.035, +0.085] (n=3)": the mean paired difference, its 95 % interval, the pairs."""
+    interval = "" if row["interval"] is None else f" [{row['interval'][0]:+.3f}, {row['interval'][1]:+.3f}]"
+    return f"{row['difference']:+.3f}{interval} (n={row['pairs']})"
 
 
 def comparison_section(rows: list[dict[str, Any]]) -> list[str]:
     """The report's answer to "does reclf beat the best pooling baseline": one line per score and a count."""
     if not rows:
         return []
-    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in ("above", "below", "within the spread", "one seed")}
+    verdicts = ("above", "below", "within the spread", "fewer than two paired seeds")
+    counts = {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in verdicts}
     lines = [
         "", f"## {CANDIDATE} against the best pooling baseline", "",
-        f"Per score, the pooling baseline ({', '.join(POOLING_BASELINES)}) with the highest mean, and {CANDIDATE}'s mean minus "
-        "its mean; \"above\"/\"below\" when the difference exceeds two standard errors of it (sample stds over seeds), "
-        "else \"within the spread\". The baseline is picked on these same figures, which favours the baselines. "
-        f"{CANDIDATE} is above in {counts['above']}, below in {counts['below']} and within the spread in "
-        f"{counts['within the spread']} of {len(rows)} scores" + (f" ({counts['one seed']} with one seed, no spread yet)" if counts["one seed"] else "") + ".", "",
-        f"| task | figure | best pooling baseline | {CANDIDATE} | difference | verdict |", "|---|---|---|---|---|---|",
+        f"Per score, the pooling baseline ({', '.join(POOLING_BASELINES)}) with the highest mean, and the mean of {CANDIDATE} "
+        "minus it over the seeds both finished (paired by seed), with its 95 % Student t interval; \"above\"/\"below\" when "
+        "the interval lies above/below 0, else \"within the spread\". The baseline is picked on these same figures, which "
+        f"favours the baselines. {CANDIDATE} is above in {counts['above']}, below in {counts['below']} and within the spread in "
+        f"{counts['within the spread']} of {len(rows)} scores"
+        + (f" ({counts['fewer than two paired seeds']} with fewer than two paired seeds, no interval yet)" if counts["fewer than two paired seeds"] else "") + ".", "",
+        f"| task | figure | best pooling baseline | {CANDIDATE} | difference [95 % interval] | verdict |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for row in rows:
         lines.append(
             f"| {row['task']} | {row['figure']} | {row['baseline']}: {format_cell(row['baseline_cell'])} | "
-            f"{format_cell(row['candidate_cell'])} | {row['difference']:+.3f} | {row['verdict']} |"
+            f"{format_cell(row['candidate_cell'])} | {format_difference(row)} | {row['verdict']} |"
         )
     return lines
 
@@ -473,8 +522,10 @@ def pyplot():
 
 def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], target: Path) -> None:
     """One group of bars per column, one bar per mode (mean, sample-std error bars; a failed or
-    missing cell leaves a gap)."""
+    missing cell leaves a gap; the reference rows grey), chance as a dashed line over each group."""
     plt = pyplot()
+    chance = rows.get(CHANCE, {})
+    rows = {mode: row for mode, row in rows.items() if mode != CHANCE}
     columns = columns_of(rows)
     width = 0.8 / max(len(rows), 1)
     figure, axes = plt.subplots(figsize=(min(14.0, 3.0 + 0.2 * len(columns) * (len(rows) + 1)), 4.0))
@@ -485,7 +536,11 @@ def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], targ
             means.append(statistics.mean(values) if values else math.nan)
             errors.append(statistics.stdev(values) if len(values) > 1 else 0.0)
         positions = [position + (index - (len(rows) - 1) / 2) * width for position in range(len(columns))]
-        axes.bar(positions, means, width, yerr=errors, capsize=3, label=mode, color="0.6" if mode == RANDOM else None)
+        grey = {COLUMNS["imagenet"]: "0.4", RANDOM: "0.7"}.get(mode)
+        axes.bar(positions, means, width, yerr=errors, capsize=3, label=mode, color=grey)
+    for position, name in enumerate(columns):
+        if name in chance:
+            axes.hlines(chance[name]["chance"], position - 0.45, position + 0.45, colors="k", linestyles="dashed", label=CHANCE if position == 0 else None)
     axes.set_xticks(range(len(columns)), columns, fontsize=8, rotation=15)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("mean over seeds, bars: sample std")
@@ -500,7 +555,7 @@ def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], targ
 def per_class_section(records: list[dict[str, Any]], titles: dict[str, str]) -> list[str]:
     """One table per zero-shot task: each class's AUC per mode (mean ± std over seeds), to see
     which finding types or sides a mode gains or loses on."""
-    per_class = [{**record, "figures": record["per_class"]} for record in records if record.get("per_class")]
+    per_class = [{**record, "figures": record["per_class"], "chance": {}} for record in records if record.get("per_class")]
     lines = []
     for task, rows in summarize(per_class).items():
         lines += ["", f"## {titles.get(task, task)}: AUC per class", "", markdown_table(rows)]
@@ -539,8 +594,10 @@ def write_report(report: Path, header: dict[str, Any], wall: float, records: lis
     lines = [
         "# Aggregation ablation", "",
         "Written by research/run_ablation.py (see its docstring for the protocol). Cells: mean ± sample standard "
-        "deviation over the pretraining seeds (n = seeds that finished); the random-init row is the same networks "
-        "with random weights (one run, seed 0).", "",
+        "deviation over the pretraining seeds (n = seeds that finished). The rows \"ImageNet, not pretrained\" and "
+        "\"random init\" are the same networks untrained (ImageNet backbone weights; random weights with batch-norm "
+        "statistics estimated on the training images; one run each, seed 0); \"chance\" is what a model that learnt "
+        "nothing scores, computed from the data.", "",
         f"- command: `{header['command']}`",
         f"- machine: {host['cpu']}, {host['cores']} cores; torch {host['torch']}, monai {host['monai']}",
         f"- wall time of this invocation: {duration(wall)}; its {len(computed)} computed cells took {duration(sum(computed))}, "
@@ -601,24 +658,24 @@ def run_cell(args: argparse.Namespace, cell: Cell, checkpoints: dict[tuple[str, 
         return not_run
     if source not in checkpoints:
         raise RuntimeError(f"no checkpoint: pretraining {source[0]} seed {source[1]} failed")
-    checkpoint, encoder = checkpoints[source], "random" if cell.mode == RANDOM else "pretrained"
-    if encoder == "random":  # the reference architecture untrained, batch-norm statistics estimated
-        baselines = output_dir / "downstream" / "random"
-        if args.report_only and not (baselines / "baselines" / "random.pt").exists():
+    checkpoint, encoder = checkpoints[source], REFERENCES.get(cell.mode, "pretrained")
+    if cell.mode in REFERENCES:  # the reference architecture untrained, as downstream_table writes it
+        baselines = output_dir / "downstream" / encoder
+        if args.report_only and not (baselines / "baselines" / f"{encoder}.pt").exists():
             return not_run
         options = argparse.Namespace(checkpoint=checkpoint, dataset_dir=args.dataset_dir, seed=0)
-        checkpoint = baseline_checkpoint("random", options, baselines)
+        checkpoint = baseline_checkpoint(encoder, options, baselines)
     task = downstream_tasks(args, cell.fraction or 1.0, cell.seed, datalist)[cell.task]
-    folder = output_dir / "downstream" / ("random" if cell.mode == RANDOM else cell.mode) / f"seed{cell.seed}" / cell.kind
+    folder = output_dir / "downstream" / REFERENCES.get(cell.mode, cell.mode) / f"seed{cell.seed}" / cell.kind
     previous = finished_record(folder / RECORD, run_settings(task, folder, checkpoint))
     if previous is not None:
-        status, record = "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"))
+        status, record = "reused", cell_record(cell, "reused", previous["figures"], None, previous.get("seconds"), chance=previous.get("chance"))
     elif args.report_only:
         return not_run
     else:
         start = time.time()
         recorded = run_task(task, encoder, folder, checkpoint)
-        status, record = "computed", cell_record(cell, "computed", recorded["figures"], time.time() - start, recorded["seconds"])
+        status, record = "computed", cell_record(cell, "computed", recorded["figures"], time.time() - start, recorded["seconds"], chance=recorded["chance"])
     if cell.task in PER_CLASS_TASKS:
         record["per_class"] = zero_shot_class_aucs(folder / PROBABILITIES_FILE)
     return status, record

@@ -24,6 +24,7 @@ from research import run_ablation as ablation_script
 pytestmark = pytest.mark.research
 
 MODES = ["global_only", "mean"]
+REFERENCES = ablation_script.REFERENCES  # the untrained rows, by label: their folder under downstream/
 SEEDS = [0]
 PRETRAINING_ITEMS = 8
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -90,7 +91,7 @@ def ablation(pretraining_corpus, tmp_path_factory) -> SimpleNamespace:
 def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
     assert ablation.first.status == 0, ablation.first.output[-4000:]
     output = ablation.first.output
-    cells = 2 * 3 + 2  # per mode and seed: pretraining, zero-shot, classification; the random reference
+    cells = 2 * 3 + 2 * 2  # per mode and seed: pretraining, zero-shot, classification; the two references
     assert f"[ablation] cell 1/{cells}: global_only seed 0 pretrain ..." in output
     estimates = [line.split(": ", 1)[1] for line in output.splitlines() if line.startswith("[ablation] time left: ")]
     assert len(estimates) == cells and estimates[-1] == "none"
@@ -100,7 +101,7 @@ def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
 
     records = json.loads(ablation.report.with_suffix(".json").read_text())["records"]
     downstream = [record for record in records if record["task"] != "pretrain"]
-    assert len(downstream) == 2 * 2 + 2 and all(record["status"] == "computed" for record in records)
+    assert len(downstream) == 2 * 2 + 2 * 2 and all(record["status"] == "computed" for record in records)
     for record in downstream:
         assert record["figures"] and all(0.0 <= value <= 1.0 for value in record["figures"].values()), record
 
@@ -108,13 +109,20 @@ def test_report_holds_mean_and_std_per_mode_json_and_plots(ablation):
     assert "- command: `python -m research.run_ablation --dataset_dir" in report and "cores; torch" in report
     assert "- pretraining wall time per run (recorded): global_only " in report and "; mean " in report
     rows = table_rows(report, "zero-shot, five classes")
-    assert rows[""] == ["macro AUC", "ACC"] and list(rows)[1:] == [*MODES, "random init"]
+    assert rows[""] == ["macro AUC", "ACC"] and list(rows)[1:] == [*MODES, *REFERENCES, "chance"]
+    assert rows["chance"] == ["0.500", f"{1 / 5:.3f}"]  # AUC; naming one of five classes at random
     for mode in MODES:  # the table's cells are the per-seed figures' mean and sample std
         values = [record["figures"]["macro AUC"] for record in downstream if record["mode"] == mode and record["task"] == "zeroshot_five"]
         assert rows[mode][0] == f"{values[0]:.3f} (n=1)"
-    assert rows["random init"][0].endswith("(n=1)")
+    assert all(rows[reference][0].endswith("(n=1)") for reference in REFERENCES)
+    reference_records = [record for record in downstream if record["mode"] in REFERENCES]
+    assert [(record["mode"], record["task"]) for record in reference_records] == [
+        (reference, task) for reference in REFERENCES for task in ("zeroshot_five", "classification")
+    ]
+    assert reference_records[0]["figures"] != reference_records[2]["figures"]  # two different untrained networks
     classification = table_rows(report, "linear classification")
     assert classification[""] == ["test macro AUC, 20 %"] and all(classification[mode][0].endswith("(n=1)") for mode in MODES)
+    assert classification["chance"] == ["0.500"]
 
     for task in ("zeroshot_five", "classification"):
         plot = ablation.report.with_suffix("") / f"{task}.png"
@@ -127,9 +135,9 @@ def test_zero_shot_aucs_per_class_are_read_from_each_runs_probabilities(ablation
     assert ablation.first.status == 0
     records = json.loads(ablation.report.with_suffix(".json").read_text())["records"]
     zero_shot = [record for record in records if record["task"] == "zeroshot_five"]
-    assert len(zero_shot) == len(MODES) + 1
+    assert len(zero_shot) == len(MODES) + len(REFERENCES)
     for record in zero_shot:
-        folder = "random" if record["mode"] == "random init" else record["mode"]
+        folder = REFERENCES.get(record["mode"], record["mode"])
         with (ablation.folder / "runs" / "downstream" / folder / "seed0" / "zeroshot_five" / "class_probabilities.csv").open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         for name, auc in record["per_class"].items():  # one-vs-rest AUC, by counting pairs
@@ -140,7 +148,7 @@ def test_zero_shot_aucs_per_class_are_read_from_each_runs_probabilities(ablation
         # the bundle's macro AUC is their mean (the CSV holds the probabilities rounded to text)
         assert sum(record["per_class"].values()) / len(record["per_class"]) == pytest.approx(record["figures"]["macro AUC"], abs=1e-4)
     rows = table_rows(ablation.report.read_text(), "zero-shot, five classes: AUC per class")
-    assert rows[""] == list(zero_shot[0]["per_class"]) and list(rows)[1:] == [*MODES, "random init"]
+    assert rows[""] == list(zero_shot[0]["per_class"]) and list(rows)[1:] == [*MODES, *REFERENCES]
     assert rows["mean"][0] == f"{zero_shot[1]['per_class'][rows[''][0]]:.3f} (n=1)"
 
 
@@ -164,7 +172,7 @@ def test_second_invocation_reuses_every_cell(ablation):
     before, report = modification_times(ablation.folder), json.loads(ablation.report.with_suffix(".json").read_text())
     again = run_ablation(ablation.corpus, ablation.folder)
     assert again.status == 0, again.output[-4000:]
-    assert again.output.count(": reused\n") == 8
+    assert again.output.count(": reused\n") == 10
     ran = [line for line in again.output.splitlines() if line.startswith("[downstream]") and "written earlier for this checkpoint" not in line]
     assert ran == []
     assert modification_times(ablation.folder) == before
@@ -180,7 +188,7 @@ def test_report_only_writes_the_finished_cells_and_computes_nothing(ablation):
     report = ablation.folder / "docs" / "partial.md"
     result = run_ablation(ablation.corpus, ablation.folder, "--seeds", "0", "1", "--report_only", "--report", str(report))
     assert result.status == 0, result.output[-4000:]
-    assert result.output.count(": reused\n") == 8 and result.output.count(": not run\n") == 6
+    assert result.output.count(": reused\n") == 10 and result.output.count(": not run\n") == 6
     ran = [line for line in result.output.splitlines() if line.startswith("[downstream]") and "written earlier for this checkpoint" not in line]
     assert ran == []
     assert not (ablation.folder / "runs" / "pretrain" / "mean" / "seed1").exists()
@@ -188,10 +196,10 @@ def test_report_only_writes_the_finished_cells_and_computes_nothing(ablation):
     text = report.read_text()
     assert "6 cells are not run yet (left out of the tables)" in text
     rows = table_rows(text, "zero-shot, five classes")
-    assert set(rows) == {"", "global_only", "mean", "random init"}
+    assert set(rows) == {"", "global_only", "mean", *REFERENCES, "chance"}
     assert all("(n=1)" in cell for mode in ("global_only", "mean") for cell in rows[mode])
     statuses = [record["status"] for record in json.loads(report.with_suffix(".json").read_text())["records"]]
-    assert statuses.count("not run") == 6 and statuses.count("reused") == 8
+    assert statuses.count("not run") == 6 and statuses.count("reused") == 10
 
 
 def test_a_partially_written_pretraining_cell_is_done_again(ablation):
@@ -204,7 +212,7 @@ def test_a_partially_written_pretraining_cell_is_done_again(ablation):
     assert again.status == 0, again.output[-4000:]
     assert "global_only seed 0 pretrain: computed" in again.output
     assert "global_only seed 0 zeroshot_five: computed" in again.output and "global_only seed 0 classification_f0.2: computed" in again.output
-    assert again.output.count(": reused\n") == 8 - 3  # the random reference takes mean's architecture
+    assert again.output.count(": reused\n") == 10 - 3  # the references take mean's architecture
     after = modification_times(ablation.folder)
     assert after[("global_only", 0)] != before[("global_only", 0)] and after[("mean", 0)] == before[("mean", 0)]
 
@@ -221,21 +229,21 @@ def test_an_imported_report_counts_as_finished_and_nothing_is_computed(ablation,
     recorded = json.loads(ablation.report.with_suffix(".json").read_text())
     result = imported_run(ablation, tmp_path, recorded)
     assert result.status == 0, result.output[-4000:]
-    assert result.output.count(": imported\n") == 8 and "[downstream]" not in result.output
+    assert result.output.count(": imported\n") == 10 and "[downstream]" not in result.output
     assert not (tmp_path / "runs" / "pretrain").exists()
     text = (tmp_path / "report.md").read_text()
-    assert "0 cells were reused, 8 imported" in text and f"- imported cells from {tmp_path / 'imported.json'}, written by `python -m research.run_ablation" in text
+    assert "0 cells were reused, 10 imported" in text and f"- imported cells from {tmp_path / 'imported.json'}, written by `python -m research.run_ablation" in text
     for title in ("zero-shot, five classes", "linear classification"):
         assert table_rows(text, title) == table_rows(ablation.report.read_text(), title)
     written = json.loads((tmp_path / "report.json").read_text())
     assert written["study"] == recorded["study"] and written["study"]["datalist_sha256"]
-    assert [record["status"] for record in written["records"]] == ["imported"] * 8
+    assert [record["status"] for record in written["records"]] == ["imported"] * 10
     assert [{**record, "status": "x"} for record in written["records"]] == [{**record, "status": "x", "seconds": None} for record in recorded["records"]]
 
 
 def test_a_pretraining_with_a_cell_missing_from_the_import_is_computed(ablation, tmp_path):
     """The import lacks mean's classification cell: mean is pretrained again (the cell needs its
-    checkpoint) and that cell computed; the rest, random reference included, is imported. The
+    checkpoint) and that cell computed; the rest, the references included, is imported. The
     report is of the older format without study settings, which are then read from its command."""
     assert ablation.first.status == 0
     recorded = json.loads(ablation.report.with_suffix(".json").read_text())
@@ -245,7 +253,7 @@ def test_a_pretraining_with_a_cell_missing_from_the_import_is_computed(ablation,
     assert result.status == 0, result.output[-4000:]
     assert "settings are read from its command" in result.output
     assert "mean seed 0 pretrain: computed" in result.output and "mean seed 0 classification_f0.2: computed" in result.output
-    assert "mean seed 0 zeroshot_five: imported" in result.output and result.output.count(": imported\n") == 6
+    assert "mean seed 0 zeroshot_five: imported" in result.output and result.output.count(": imported\n") == 8
     assert checkpoint(tmp_path, "mean", 0).exists() and not (tmp_path / "runs" / "pretrain" / "global_only").exists()
 
 
@@ -270,13 +278,13 @@ def test_a_failing_pretraining_fails_its_cells_and_the_exit_status(pretraining_c
     assert result.status == 1
     assert "FAILED global_only seed 0 pretrain: ValueError: unknown backbone 'no_such_backbone'" in result.output
     report = (tmp_path / "docs" / "results_ablation.md").read_text()
-    assert "- failed cells: 5" in report  # pretraining, its two downstream cells, the two of the reference
+    assert "- failed cells: 7" in report  # pretraining, its two downstream cells, the two of each reference
     rows = table_rows(report, "zero-shot, five classes")
-    assert rows["global_only"] == ["failed", "failed"] and rows["random init"] == ["failed", "failed"]
+    assert rows["global_only"] == ["failed", "failed"] and all(rows[reference] == ["failed", "failed"] for reference in REFERENCES)
 
 
-def _record(mode, seed, figures, task="classification", fraction=0.1, status="computed"):
-    return {"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": status, "figures": figures}
+def _record(mode, seed, figures, task="classification", fraction=0.1, status="computed", chance=None):
+    return {"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": status, "figures": figures, "chance": chance or {}}
 
 
 def test_grounding_is_planned_only_for_modes_with_a_local_scorer():
@@ -285,6 +293,7 @@ def test_grounding_is_planned_only_for_modes_with_a_local_scorer():
     assert [cell.label() for cell in cells] == [
         "global_only seed 0 pretrain", "global_only seed 0 zeroshot_five",
         "mean seed 0 pretrain", "mean seed 0 zeroshot_five", "mean seed 0 grounding",
+        "ImageNet, not pretrained seed 0 zeroshot_five", "ImageNet, not pretrained seed 0 grounding",
         "random init seed 0 zeroshot_five", "random init seed 0 grounding",
     ]  # fmt: skip
     assert ablation_script.reference_mode(args.modes) == "mean"
@@ -300,25 +309,28 @@ def test_mean_and_sample_std_per_cell_with_failed_seeds():
         _record("lse", 0, {"AUC": 0.9}, fraction=1.0),
         _record("srm", 0, {"AUC": None}, status="failed"),
         _record("srm", 0, {"AUC": 0.8}, fraction=1.0),
-        _record("random init", 0, {"AUC": 0.25}),
+        _record("random init", 0, {"AUC": 0.25}, chance={"AUC": 0.5}),
+        _record("random init", 0, {"AUC": 0.3}, fraction=1.0, chance={"AUC": float("nan")}),  # no finite chance: no cell
     ]
     tables = ablation_script.summarize(records)
     assert list(tables) == ["classification"]
     rows = tables["classification"]
-    assert list(rows) == ["lse", "srm", "random init"]
-    assert rows["lse"]["AUC, 10 %"] == {"values": [0.5, 0.7], "failed": 1}
+    assert list(rows) == ["lse", "srm", "random init", "chance"]
+    assert rows["lse"]["AUC, 10 %"] == {"values": [0.5, 0.7], "seeds": [0, 1], "failed": 1}
     cells = {mode: [ablation_script.format_cell(row.get(name)) for name in ("AUC, 10 %", "AUC, 100 %")] for mode, row in rows.items()}
     assert cells == {
         "lse": ["0.600 ± 0.141 (n=2, 1 failed)", "0.900 (n=1)"],  # sample std: n - 1 (0.100 with n)
         "srm": ["failed", "0.800 (n=1)"],
-        "random init": ["0.250 (n=1)", "-"],
+        "random init": ["0.250 (n=1)", "0.300 (n=1)"],
+        "chance": ["0.500", "-"],
     }
     assert ablation_script.markdown_table(rows).splitlines() == [
         "| mode | AUC, 10 % | AUC, 100 % |",
         "|---|---|---|",
         "| lse | 0.600 ± 0.141 (n=2, 1 failed) | 0.900 (n=1) |",
         "| srm | failed | 0.800 (n=1) |",
-        "| random init | 0.250 (n=1) | - |",
+        "| random init | 0.250 (n=1) | 0.300 (n=1) |",
+        "| chance | 0.500 | - |",
     ]
 
 
@@ -368,7 +380,7 @@ def test_plots_without_matplotlib_name_the_package(monkeypatch):
         ablation_script.pyplot()
 
 
-def test_reclf_is_compared_with_the_best_pooling_baseline_against_the_seed_spread():
+def test_reclf_is_compared_with_the_best_pooling_baseline_paired_by_seed():
     def records(mode, task, figures_per_seed, fraction=None):
         return [_record(mode, seed, figures, task=task, fraction=fraction) for seed, figures in enumerate(figures_per_seed)]
 
@@ -377,7 +389,10 @@ def test_reclf_is_compared_with_the_best_pooling_baseline_against_the_seed_sprea
         *records("lse", "zeroshot_five", [{"macro AUC": 0.64}, {"macro AUC": 0.66}, {"macro AUC": 0.65}]),
         *records("reclf", "zeroshot_five", [{"macro AUC": 0.70}, {"macro AUC": 0.71}, {"macro AUC": 0.72}]),
         *records("lse", "grounding", [{"pointing game": 0.30}, {"pointing game": 0.20}]),
-        *records("reclf", "grounding", [{"pointing game": 0.28}, {"pointing game": 0.18}]),
+        *records("reclf", "grounding", [{"pointing game": 0.31}, {"pointing game": 0.17}]),
+        # the seeds move both alike: unpaired, +0.025 would be lost in a spread of 0.1
+        *records("mean", "retrieval", [{"P@5": 0.60}, {"P@5": 0.70}, {"P@5": 0.80}]),
+        *records("reclf", "retrieval", [{"P@5": 0.62}, {"P@5": 0.73}, {"P@5": 0.825}]),
         *records("fixed_importance", "classification", [{"AUC": 0.8}], fraction=0.1),
         *records("reclf", "classification", [{"AUC": 0.7}], fraction=0.1),
         *records("srm", "retrieval", [{"P@5": 0.9}]),
@@ -385,13 +400,27 @@ def test_reclf_is_compared_with_the_best_pooling_baseline_against_the_seed_sprea
     rows = ablation_script.comparison_rows(tables, {"zeroshot_five": "zero-shot, five classes"})
     summary = [(row["task"], row["figure"], row["baseline"], round(row["difference"], 3), row["verdict"]) for row in rows]
     assert summary == [
-        ("zero-shot, five classes", "macro AUC", "lse", 0.06, "above"),  # standard error of the difference 0.008
-        ("grounding", "pointing game", "lse", -0.02, "within the spread"),  # no comparison of the chance level
-        ("classification", "AUC, 10 %", "fixed_importance", -0.1, "one seed"),
-    ]  # srm's retrieval has neither side of the comparison
+        ("zero-shot, five classes", "macro AUC", "lse", 0.06, "above"),  # differences 0.06, 0.05, 0.07
+        ("grounding", "pointing game", "lse", -0.01, "within the spread"),  # differences +0.01, -0.03
+        ("retrieval", "P@5", "mean", 0.025, "above"),
+        ("classification", "AUC, 10 %", "fixed_importance", -0.1, "fewer than two paired seeds"),
+    ]  # srm alone has neither side of a comparison
+    # t(0.975, 2 degrees of freedom) = 4.303: half-width 4.303 * 0.01 / sqrt(3) = 0.0248
+    assert rows[0]["interval"] == pytest.approx((0.06 - 0.0248, 0.06 + 0.0248), abs=1e-4)
+    # one degree of freedom: t = 12.706, sample std of (+0.01, -0.03) 0.0283: half-width 0.254
+    assert rows[1]["interval"] == pytest.approx((-0.01 - 0.2541, -0.01 + 0.2541), abs=1e-3)
     section = "\n".join(ablation_script.comparison_section(rows))
-    assert "reclf is above in 1, below in 0 and within the spread in 1 of 3 scores (1 with one seed, no spread yet)." in section
-    assert "| zero-shot, five classes | macro AUC | lse: 0.650 ± 0.010 (n=3) | 0.710 ± 0.010 (n=3) | +0.060 | above |" in section
+    assert "reclf is above in 2, below in 0 and within the spread in 1 of 4 scores (1 with fewer than two paired seeds, no interval yet)." in section
+    assert "| zero-shot, five classes | macro AUC | lse: 0.650 ± 0.010 (n=3) | 0.710 ± 0.010 (n=3) | +0.060 [+0.035, +0.085] (n=3) | above |" in section
+    assert "| fixed_importance: 0.800 (n=1) | 0.700 (n=1) | -0.100 (n=1) | fewer than two paired seeds |" in section
+
+
+def test_only_the_seeds_both_finished_are_paired():
+    candidate = {"values": [0.7, 0.9], "seeds": [0, 2]}
+    baseline = {"values": [0.5, 0.6, 0.1], "seeds": [0, 1, 2]}
+    paired = ablation_script.paired_difference(candidate, baseline)
+    assert paired["differences"] == pytest.approx([0.2, 0.8])
+    assert paired["mean"] == pytest.approx(0.5) and paired["interval"] is not None
 
 
 def test_time_left_leaves_out_imported_cells_and_is_none_when_only_reporting():
