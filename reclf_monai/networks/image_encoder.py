@@ -10,7 +10,7 @@ import torch
 from monai.networks import nets
 from torch import nn
 
-from reclf_monai.bundle_switches import optional_path
+from reclf_monai.bundle_switches import optional_path, switch_on
 from reclf_monai.networks.efficientnet_lite import (
     HEAD_CHANNELS,
     LITE_MEAN,
@@ -198,7 +198,9 @@ class ImageEncoder(nn.Module):
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
         image_weights = optional_path(image_weights, "image_weights")
-        imagenet_input = bool(imagenet_input or image_weights is not None)
+        # the bundle CLI hands over words ("false" is a true string)
+        feature_norm = switch_on(feature_norm, "feature_norm")
+        imagenet_input = switch_on(imagenet_input, "imagenet_input") or image_weights is not None
         if imagenet_input and backbone not in CNNS:
             raise ValueError(f"ImageNet weights and input exist for {', '.join(CNNS)}, not {backbone!r}")
         self.settings = {

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from reclf_monai.bundle_switches import switch_on
 from reclf_monai.networks.checkpoints import RETIRED_SETTINGS, load_pretrained_weights, pretraining_settings, with_added_settings
 from reclf_monai.networks.feature_gathering import gather_features, is_distributed
 from reclf_monai.networks.image_encoder import ImageEncoder
@@ -88,6 +89,7 @@ class RECLFModel(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.aggregation = aggregation
+        learn_temperatures = switch_on(learn_temperatures, "learn_temperatures")  # the CLI hands over the word "false"
         self.settings = {
             "aggregation": aggregation,
             "global_temperature": global_temperature,

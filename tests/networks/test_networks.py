@@ -63,6 +63,14 @@ def test_feature_norm_spreads_the_embeddings_of_a_backbone_trained_from_scratch(
     assert mean_cosine[False] > 0.6 and abs(mean_cosine[True]) < 0.3, mean_cosine  # 0.82 and -0.14 here
 
 
+def test_feature_norm_reads_the_words_the_bundle_cli_passes():
+    """``--network_def#image_encoder#feature_norm false`` arrives as the string 'false', which is truthy."""
+    assert isinstance(ImageEncoder("resnet18", embed_dim=8, feature_norm="false").global_norm, torch.nn.Identity)
+    encoder = ImageEncoder("resnet18", embed_dim=8, feature_norm="true", imagenet_input="no")
+    assert isinstance(encoder.global_norm, torch.nn.BatchNorm1d) and encoder.settings["feature_norm"] is True
+    assert encoder.settings["imagenet_input"] is False
+
+
 def test_unknown_backbone_is_rejected():
     with pytest.raises(ValueError, match="unknown backbone"):
         ImageEncoder("densenet121")
@@ -330,6 +338,17 @@ def test_model_runs_under_cpu_bfloat16_autocast():
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(model.local_matching.srm.score_correction.weight.grad).all()
+
+
+@pytest.mark.parametrize("learn, learnable", [("false", False), ("True", True), (False, False)])
+def test_learn_temperatures_reads_the_words_the_bundle_cli_passes(learn, learnable):
+    """``--network_def#learn_temperatures false`` arrives as the string 'false', which is truthy."""
+    model = tiny_two_layer_model("mean", learn_temperatures=learn)
+    temperatures = (model.global_temperature.log_tau, model.local_temperature.log_tau)
+    assert all(isinstance(tau, torch.nn.Parameter) == learnable for tau in temperatures)
+    assert model.settings["learn_temperatures"] is learnable
+    with pytest.raises(ValueError, match="--learn_temperatures must be true or false"):
+        tiny_two_layer_model("mean", learn_temperatures="fixed")
 
 
 def test_encoders_must_share_the_joint_dimension():
