@@ -23,6 +23,7 @@ Printed per checkpoint:
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -41,12 +42,16 @@ from reclf_monai.networks.checkpoints import read_checkpoint
 SCALE_PATTERNS = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (2.0, 2.0), (2.0, 3.0))
 
 
-def named_optimizer_states(model: nn.Module, optimizer_state: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
+def named_optimizer_states(model: RECLFModel, optimizer_state: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
     """Parameter name -> its AdamW state (exp_avg, exp_avg_sq, step, betas, initial lr), matching
-    the saved groups to the model's parameter_groups(); DataError when none fits."""
+    the saved groups to the model's parameter_groups() with the image encoder's first 0, 1, ...
+    stages frozen (``--frozen_image_stages`` is not a setting the checkpoint records); DataError
+    when none fits."""
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     saved, states = optimizer_state["param_groups"], optimizer_state["state"]
-    for scales in SCALE_PATTERNS:
+    stages = model.image_encoder.features.stage_modules() if hasattr(model.image_encoder.features, "stage_modules") else []
+    for frozen, scales in itertools.product(range(len(stages) + 1), SCALE_PATTERNS):
+        model.image_encoder.freeze_stages(frozen)
         groups = model.parameter_groups(1.0, *scales)
         pairs = [(parameter, index, saved_group) for group, saved_group in zip(groups, saved) for parameter, index in zip(group["params"], saved_group["params"])]
         sizes_fit = [len(group["params"]) for group in groups] == [len(group["params"]) for group in saved]

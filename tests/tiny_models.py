@@ -43,9 +43,8 @@ def tiny_two_layer_model(aggregation="reclf", **kwargs):
     )
 
 
-def tiny_one_layer_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32, feature_norm=False):
-    """The checkpoint tests' model: one BERT layer, the encoders' settings that checkpoints record
-    as arguments."""
+def tiny_one_layer_model(aggregation="mean", img_size=64, freeze_layers=0, max_length=32, feature_norm=False, score_importance=False):
+    """The checkpoint tests' model: one BERT layer, the settings that checkpoints record as arguments."""
     torch.manual_seed(0)
     return RECLFModel(
         ImageEncoder("resnet18", in_channels=1, embed_dim=16, img_size=img_size, feature_norm=feature_norm),
@@ -55,4 +54,5 @@ def tiny_one_layer_model(aggregation="mean", img_size=64, freeze_layers=0, max_l
         aggregation,
         match_dim=8,
         relation_heads=2,
+        score_importance=score_importance,
     )

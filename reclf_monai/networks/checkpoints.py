@@ -40,6 +40,7 @@ RETIRED_SETTINGS = frozenset({"checkpoint_chunks"})
 # Settings added since checkpoints were first written, with the value every earlier checkpoint
 # (which lacks them) was trained with: settings without them compare as if they held that value.
 ADDED_SETTINGS = {
+    "score_importance": False,
     "image_encoder.feature_norm": False,
     "image_encoder.imagenet_input": False,
     "text_encoder.last_n_layers": 1,
@@ -166,8 +167,10 @@ def with_added_settings(saved: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `saved` settings holding every :data:`ADDED_SETTINGS` (at its earlier value where absent)."""
     settings = copy.deepcopy(dict(saved))
     for flat_name, value in ADDED_SETTINGS.items():
-        section, name = flat_name.split(".")
-        if isinstance(settings.get(section), Mapping):
+        section, _, name = flat_name.rpartition(".")
+        if not section:
+            settings.setdefault(name, value)
+        elif isinstance(settings.get(section), Mapping):
             settings[section] = {name: value, **settings[section]}
     return settings
 

@@ -224,14 +224,16 @@ class ImageEncoder(nn.Module):
 
             load_backbone_weights(self.features.backbone, image_weights, backbone)
         self.frozen_modules: list[nn.Module] = []
-        self._freeze_stages(int(frozen_stages))
+        self.freeze_stages(int(frozen_stages))
         self.embed_dim = embed_dim
         self.local_norm = nn.BatchNorm2d(self.features.local_channels) if feature_norm else nn.Identity()
         self.global_norm = nn.BatchNorm1d(self.features.global_channels) if feature_norm else nn.Identity()
         self.local_projection = nn.Conv2d(self.features.local_channels, embed_dim, kernel_size=1, bias=False)
         self.global_projection = nn.Linear(self.features.global_channels, embed_dim)
 
-    def _freeze_stages(self, count: int) -> None:
+    def freeze_stages(self, count: int) -> None:
+        """Freeze the stem and the first `count` CNN stages (weights and batch-norm statistics):
+        the `frozen_stages` argument, also for rebuilding a training run's trainable parameters."""
         if count == 0:
             return
         stages = self.features.stage_modules() if hasattr(self.features, "stage_modules") else []

@@ -29,6 +29,7 @@ Aggregations (the ablation key; `global_only` lives in the model, which then has
   - `srm`: alpha uniform, s~_t = s_t + g(SRM(m)_t);
   - `irm`: alpha = IRM(m, word), s~ = s;
   - `reclf`: s~ from SRM, alpha = IRM(SRM(m), word).
+  With `score_importance`, IRM's logits also take beta * s~_t (see ImportanceRelationModule).
 
 Padding: every quantity is masked by `word_mask`, so appending padding tokens never changes a score.
 Everything per word (word contexts, matching embeddings, SRM, IRM) runs on reports grouped by
@@ -69,6 +70,7 @@ class LocalMatching(nn.Module):
         match_dim: d_m, the dimension of matching embeddings (SRM/IRM only).
         relation_layers, relation_heads, relation_dropout: the SRM Transformer encoder.
         gloria_temp1, gloria_temp2: GLoRIA's attention sharpening and log-sum-exp temperatures (`lse`).
+        score_importance: IRM's logits also take beta * s~_t, beta learned from 0 (`irm`, `reclf`).
         memory_budget_mb: bound on one block's largest tensor, (reports x tokens x images x P)
             float32 values, and on one block's estimated SRM/IRM activations; images are taken in
             chunks that respect it. Training holds a few such tensors of one block at a time,
@@ -88,6 +90,7 @@ class LocalMatching(nn.Module):
         gloria_temp1: float = 4.0,
         gloria_temp2: float = 5.0,
         memory_budget_mb: float = 512.0,
+        score_importance: bool = False,
     ):
         super().__init__()
         self.match_dim, self.relation_heads = match_dim, relation_heads
@@ -95,6 +98,8 @@ class LocalMatching(nn.Module):
             raise ValueError(f"unknown local aggregation {aggregation!r}; choose one of {LOCAL_AGGREGATIONS}")
         if memory_budget_mb <= 0:
             raise ValueError(f"memory_budget_mb must be positive, got {memory_budget_mb}")
+        if score_importance and aggregation not in _USES_IRM:
+            raise ValueError(f"score_importance weighs IRM's matchings: aggregation {aggregation!r} has no IRM (use one of {_USES_IRM})")
         self.aggregation = aggregation
         self.attention_form = AttentionForm(gloria_temp1 if aggregation == "lse" else None, attention_temperature)
         self.gloria_temp2 = gloria_temp2
@@ -110,7 +115,7 @@ class LocalMatching(nn.Module):
             if aggregation in _USES_SRM
             else None
         )
-        self.irm = ImportanceRelationModule(match_dim) if aggregation in _USES_IRM else None
+        self.irm = ImportanceRelationModule(match_dim, score_importance) if aggregation in _USES_IRM else None
 
     def forward(
         self,
@@ -248,7 +253,7 @@ class LocalMatching(nn.Module):
             matchings = enhanced.view(images, reports, length, dim)
             corrections = correction.view(images, reports, length).masked_fill(~mask, 0.0)
             scores = scores + corrections
-        weights = None if self.irm is None else self.irm(matchings, identity, mask)
+        weights = None if self.irm is None else self.irm(matchings, identity, mask, scores)
         return scores, weights, corrections
 
     def relation_images_per_chunk(self, num_reports: int, num_tokens: int) -> int:

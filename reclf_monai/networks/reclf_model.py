@@ -50,7 +50,7 @@ class RECLFModel(nn.Module):
             them (clamped to [0.01, 1]). For `lse` the local scale is GLoRIA's fixed temp3.
         gloria_temp1, gloria_temp2, gloria_temp3: GLoRIA's temperatures (4, 5, 10) for `lse`.
         attention_temperature, match_dim, relation_layers, relation_heads, relation_dropout,
-        memory_budget_mb: see :class:`~reclf_monai.networks.LocalMatching`.
+        memory_budget_mb, score_importance: see :class:`~reclf_monai.networks.LocalMatching`.
 
     ``settings`` holds every argument that shapes the model, the encoders' ``settings`` included;
     checkpoints carry it (:mod:`reclf_monai.networks.checkpoints`) and
@@ -78,6 +78,7 @@ class RECLFModel(nn.Module):
         gloria_temp2: float = 5.0,
         gloria_temp3: float = 10.0,
         memory_budget_mb: float = 512.0,
+        score_importance: bool = False,
     ):
         super().__init__()
         if aggregation not in AGGREGATIONS:
@@ -89,7 +90,9 @@ class RECLFModel(nn.Module):
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.aggregation = aggregation
-        learn_temperatures = switch_on(learn_temperatures, "learn_temperatures")  # the CLI hands over the word "false"
+        # the bundle CLI hands over words ("false" is a true string)
+        learn_temperatures = switch_on(learn_temperatures, "learn_temperatures")
+        score_importance = switch_on(score_importance, "score_importance")
         self.settings = {
             "aggregation": aggregation,
             "global_temperature": global_temperature,
@@ -104,6 +107,7 @@ class RECLFModel(nn.Module):
             "gloria_temp2": gloria_temp2,
             "gloria_temp3": gloria_temp3,
             "memory_budget_mb": memory_budget_mb,
+            "score_importance": score_importance,
             "image_encoder": dict(image_encoder.settings),
             "text_encoder": dict(text_encoder.settings),
         }
@@ -124,6 +128,7 @@ class RECLFModel(nn.Module):
                 gloria_temp1=gloria_temp1,
                 gloria_temp2=gloria_temp2,
                 memory_budget_mb=memory_budget_mb,
+                score_importance=score_importance,
             )
             if aggregation == "lse":
                 self.local_temperature = Temperature(1.0 / gloria_temp3, learnable=False)

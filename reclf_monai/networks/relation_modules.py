@@ -68,23 +68,36 @@ class SemanticRelationModule(nn.Module):
 
 
 class ImportanceRelationModule(nn.Module):
-    """IRM: importance weights alpha_t = masked softmax of z_t = f(matching_t, word_t).
+    """IRM: importance weights alpha_t = masked softmax of z_t = f(matching_t, word_t), and with
+    `score_importance` z_t = f(matching_t, word_t) + beta * s~_t.
 
-    The last layer starts at zero, so the first weights are uniform over the report's words.
+    The last layer (and beta) start at zero, so the first weights are uniform over the report's
+    words. Why beta: f's gradient is a covariance over the batch, sum over images of
+    (p_ij - y_ij) * alpha_t * (s~_t - S_ij), that cancels unless a word's score relative to the
+    report's other words tells its own image from the others; after the CPU schedule f had
+    travelled about as far as a random walk (docs/results.md). beta's gradient is the same sum of
+    the spread of the pair's scores, which is larger for a matching pair (its finding words match,
+    its filler words do not) than for a wrong one, so it can take one direction; the weights then
+    follow how a matching scores against the pair's other matchings.
     """
 
-    def __init__(self, match_dim: int = 64):
+    def __init__(self, match_dim: int = 64, score_importance: bool = False):
         super().__init__()
         self.importance = nn.Sequential(nn.Linear(2 * match_dim, match_dim), nn.GELU(), nn.Linear(match_dim, 1))
         nn.init.zeros_(self.importance[-1].weight)
         nn.init.zeros_(self.importance[-1].bias)
+        self.score_gain = nn.Parameter(torch.zeros(())) if score_importance else None
 
     @property
     def output_layer(self) -> nn.Linear:
         """The zero-initialised layer (see the module docstring)."""
         return self.importance[-1]
 
-    def forward(self, matchings: torch.Tensor, word_identity: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
-        """matchings, word_identity: (..., T, d_m); word_mask: (..., T) bool. Returns weights (..., T)."""
+    def forward(
+        self, matchings: torch.Tensor, word_identity: torch.Tensor, word_mask: torch.Tensor, scores: torch.Tensor
+    ) -> torch.Tensor:
+        """matchings, word_identity: (..., T, d_m); word_mask, scores s~: (..., T). Returns weights (..., T)."""
         logits = self.importance(torch.cat([matchings, word_identity], dim=-1)).squeeze(-1)
+        if self.score_gain is not None:
+            logits = logits + self.score_gain * scores
         return masked_softmax(logits, word_mask, dim=-1)

@@ -64,6 +64,22 @@ def test_feature_norm_round_trips_and_is_told_apart(tmp_path):
         load_pretrained_weights(tiny_one_layer_model("reclf"), path)
 
 
+def test_checkpoints_from_before_score_importance_load_without_it_and_with_it_are_told_apart(tmp_path):
+    """Checkpoints written before the top-level `score_importance` existed lack it; they were trained without."""
+    model = tiny_one_layer_model("reclf")
+    settings = NetworkSettings(model).state_dict()
+    del settings["score_importance"]
+    old = tmp_path / "old.pt"
+    torch.save({"model": model.state_dict(), "network_settings": settings}, old)
+    rebuilt = RECLFModel.from_settings(read_network_settings(old))
+    assert rebuilt.settings["score_importance"] is False and rebuilt.local_matching.irm.score_gain is None
+    load_pretrained_weights(rebuilt, old)
+    with pytest.raises(DataError, match=r"score_importance: checkpoint False, network True"):
+        load_pretrained_weights(tiny_one_layer_model("reclf", score_importance=True), old)
+    path = save_checkpoint(tiny_one_layer_model("reclf", score_importance=True), tmp_path / "model.pt")
+    assert "local_matching.irm.score_gain" in load_pretrained_weights(RECLFModel.from_settings(read_network_settings(path)), path).state_dict()
+
+
 def test_aggregations_with_the_same_parameter_names_are_told_apart(tmp_path):
     mean, lse = tiny_one_layer_model("mean"), tiny_one_layer_model("lse")
     assert mean.state_dict().keys() == lse.state_dict().keys()  # weights alone would load silently

@@ -212,6 +212,27 @@ def test_relation_modules_start_from_plain_mean_matching():
         assert torch.allclose(relational, mean, atol=1e-6), aggregation
 
 
+@pytest.mark.parametrize("aggregation", ["irm", "reclf"])
+def test_score_importance_starts_as_irm_and_weighs_words_by_their_score(aggregation):
+    """beta starts at 0 (the plain IRM, itself the `mean` matching at first); with beta > 0 and
+    f still zero, alpha is softmax(beta * s~) over the report's words; beta gets a gradient at once."""
+    patches, words, word_mask, _ = make_batch()
+    torch.manual_seed(0)
+    plain = LocalMatching(D, aggregation, match_dim=8, relation_heads=2)
+    torch.manual_seed(0)
+    scored = LocalMatching(D, aggregation, match_dim=8, relation_heads=2, score_importance=True)
+    assert torch.equal(scored(patches, words, word_mask), plain(patches, words, word_mask))
+    SymmetricInfoNCE()(scored(patches, words, word_mask) / 0.1).backward()
+    assert scored.irm.score_gain.grad.abs() > 0
+    with torch.no_grad():
+        scored.irm.score_gain.fill_(5.0)
+    details = scored.match_details(patches, words, word_mask)
+    expected = masked_softmax(5.0 * details["token_scores"], word_mask.expand(B, B, T))
+    assert torch.allclose(details["token_weights"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="aggregation 'srm' has no IRM"):
+        LocalMatching(D, "srm", score_importance=True)
+
+
 def test_fixed_importance_weights_are_the_renormalised_importance():
     patches, words, word_mask, importance = make_batch()
     details = LocalMatching(D, "fixed_importance").match_details(patches, words, word_mask, importance)
