@@ -44,9 +44,12 @@ def relation_probe_scores(scores: torch.Tensor, image_labels: torch.Tensor, case
     (case, kind), kind ``report``, ``sides swapped`` or ``negated``. Flat keys (the metrics report
     keeps scalars), per group of cases (``all``, ``one finding``, ``two findings``):
     ``GROUP/image_to_text/EDIT`` per edit (over the images as reported),
-    ``GROUP/text_to_image/sides swapped`` (over the reports) and ``GROUP/cases``; and the headline
-    `sides_swapped_two_findings`, the mean of the two side-swap shares over the two-finding cases
-    (the pairing of disease and side that a bag of matchings cannot tell; NaN without such cases).
+    ``GROUP/text_to_image/sides swapped`` (over the reports) and ``GROUP/cases``;
+    ``negated FINDING/image_to_text`` per finding class, over the edits that negate it (is a
+    preference for negated reports the same for every finding, or stronger where the corpus
+    mostly denies it?); and the headline `sides_swapped_two_findings`, the mean of the two
+    side-swap shares over the two-finding cases (the pairing of disease and side that a bag of
+    matchings cannot tell; NaN without such cases).
     """
     column = {}
     for index, (case, kind) in enumerate(text_owners):
@@ -72,6 +75,16 @@ def relation_probe_scores(scores: torch.Tensor, image_labels: torch.Tensor, case
         result[f"{group}/image_to_text/negated"] = preference(torch.stack(negation_true), torch.stack(negation_edit))
         result[f"{group}/text_to_image/sides swapped"] = preference(torch.stack(image_true), torch.stack(image_edit))
         result[f"{group}/cases"] = len(chosen)
+    by_finding: dict[str, tuple[list, list]] = {}
+    for case in cases:
+        if (case["case"], 0) in row:
+            image, report = row[case["case"], 0], column[case["case"], "report"][0]
+            for (finding, _side), negation in zip(case["findings"], column[case["case"], "negated"]):
+                true, edit = by_finding.setdefault(finding, ([], []))
+                true.append(scores[image, report])
+                edit.append(scores[image, negation])
+    for finding, (true, edit) in sorted(by_finding.items()):
+        result[f"negated {finding}/image_to_text"] = preference(torch.stack(true), torch.stack(edit))
     pairs = [result.get(f"two findings/{direction}/sides swapped") for direction in ("image_to_text", "text_to_image")]
     return {"sides_swapped_two_findings": sum(pairs) / 2 if None not in pairs else float("nan"), **result}
 

@@ -39,6 +39,8 @@ def test_shares_count_each_comparison_and_a_tie_counts_half():
     assert result["two findings/text_to_image/sides swapped"] == 1.0
     assert result["one finding/image_to_text/sides swapped"] == 0.5  # all zeros: a tie
     assert result["all/image_to_text/negated"] == pytest.approx((0.5 + 1 + 0) / 3)
+    # per negated finding: case 0's nodule (a tie) and case 1's (below); case 1's opacity (above)
+    assert (result["negated Nodule/image_to_text"], result["negated Opacity/image_to_text"]) == (0.25, 1.0)
 
 
 def test_without_two_finding_cases_the_headline_is_not_a_number():
