@@ -253,8 +253,10 @@ def _data_error_in_chain(error: BaseException | None) -> DataError | None:
     return None
 
 
-def chest_xray_transforms(image_key: str = "image", label_key: str | None = None, image_size: int = 224) -> Compose:
+def chest_xray_transforms(image_key: str = "image", label_key: str | None = None, image_size: int = 224, load: bool = True) -> Compose:
     """Load an image (and optional mask under `label_key`) as float32 tensors of shape (1, S, S).
+    With `load` False the item holds the image itself, (1, H, W) in display orientation (what the
+    loader gives), and the same steps follow.
 
     Image: intensities stretched to [0, 1] per image, resized (area averaging) so that its longest
     side is `image_size`, then padded with zeros (black) on both ends of the short side.
@@ -266,10 +268,8 @@ def chest_xray_transforms(image_key: str = "image", label_key: str | None = None
     ``set_options(write_kwargs={"reverse_indexing": False})``.
     """
     keys: KeysCollection = [image_key] if label_key is None else [image_key, label_key]
-    steps = [
-        LoadChestXrayd(keys),
-        ScaleIntensityd(image_key, minv=0.0, maxv=1.0),
-    ]
+    steps = [LoadChestXrayd(keys)] if load else []
+    steps.append(ScaleIntensityd(image_key, minv=0.0, maxv=1.0))
     if label_key is not None:
         steps += [RequireSameShaped(image_key, label_key), AsDiscreted(label_key, threshold=0.5)]
     steps += [
