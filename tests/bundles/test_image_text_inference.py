@@ -13,6 +13,7 @@ import torch
 from bundle_testing import BUNDLES, pretrained_workflow
 from monai.bundle import ConfigWorkflow
 from PIL import Image
+from repository import ROOT
 from sample_files import real_chest_dicom
 
 from reclf_monai.data import load_datalist
@@ -105,3 +106,23 @@ def test_bad_inputs_are_errors_that_say_what_is_wrong(engine):
         engine.rank_reports([torch.zeros(8, 8)], ["a report."], top_k=0)
     with pytest.raises(ValueError, match="no prompts for classes"):
         engine.zero_shot([torch.zeros(8, 8)], {"effusion": []})
+
+
+def test_the_readme_quickstart_runs_as_written(pretraining_corpus, tiny_pretraining_checkpoint):
+    """README.md's code block under "From Python", with the demo's checkpoint and the example
+    files replaced by the tiny checkpoint, a corpus PNG and a real DICOM."""
+    section = (ROOT / "README.md").read_text().split("## From Python", 1)[1].split("\n## ", 1)[0]
+    block = []
+    for line in section.split("\n")[1:]:
+        if line and not line.startswith("    "):
+            break
+        block.append(line[4:])
+    png = load_datalist(pretraining_corpus / "datalist.json", "test")[0]["image"]
+    stand_ins = {"demo_output/reclf_pretrain/models/model.pt": str(tiny_pretraining_checkpoint), "a.png": png, "b.dcm": str(real_chest_dicom())}
+    code = "\n".join(block)
+    for placeholder, path in stand_ins.items():
+        assert placeholder in code, placeholder
+        code = code.replace(placeholder, path)
+    namespace: dict = {}
+    exec(compile(code, "README.md quickstart", "exec"), namespace)
+    assert namespace["engine"].embed_images(namespace["images"]).shape[0] == 2
