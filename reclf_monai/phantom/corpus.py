@@ -29,6 +29,7 @@ from PIL import Image
 
 from ..data.datalist import SPLITS, split_by_group, write_datalist
 from ..data.iu_reports import IUReport, iter_iu_reports
+from ..data.preparation.reporting import progress
 from ..data.report_text import compose_report
 from .laterality import write_laterality_set
 from .mesh_findings import resolve_findings
@@ -44,6 +45,7 @@ MIN_TEST_PER_CLASS = 34
 MAX_TEST_SHARE = 0.67
 ZERO_SHOT_FILE = "zeroshot_5xN.json"
 PROMPTS_FILE = "prompts.json"
+RENDERING = "rendering IU-Phantom"  # the progress bar's label
 OTHER_STRATUM = "other"
 
 
@@ -113,11 +115,12 @@ def _render_and_write(task: tuple[str, tuple[str, ...]], output_dir: str, image_
 
 
 def _render_all(tasks: Sequence[tuple[str, tuple[str, ...]]], output_dir: Path, image_size: int, seed: int, workers: int):
+    """Render and write every report's image, in order, with a progress bar on stderr (minutes for the full corpus)."""
     job = partial(_render_and_write, output_dir=str(output_dir), image_size=image_size, seed=seed)
     if workers <= 1:
-        return [job(task) for task in tasks]
+        return [job(task) for task in progress(tasks, RENDERING, len(tasks))]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.map(job, tasks, chunksize=16)
+        return list(progress(pool.imap(job, tasks, chunksize=16), RENDERING, len(tasks)))
 
 
 def _zero_shot_items(test_items: Sequence[dict], seed: int) -> tuple[list[dict], int, dict[str, int]]:

@@ -114,10 +114,12 @@ def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_same_bytes_regardless_of_workers_and_limit(tmp_path):
+def test_same_seed_same_bytes_regardless_of_workers_and_limit(tmp_path, capsys):
     reports = _fake_reports(per_class=3)
     build_corpus(tmp_path / "a", image_size=SIZE, seed=5, workers=1, reports=reports)
     build_corpus(tmp_path / "b", image_size=SIZE, seed=5, workers=2, reports=reports)
+    bars = capsys.readouterr().err
+    assert bars.count("rendering IU-Phantom: ") >= 2 and "img/s" in bars  # a progress bar each, with or without workers
     first, second = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert first == second
     build_corpus(tmp_path / "c", image_size=SIZE, seed=5, workers=1, reports=reports, limit=4)
