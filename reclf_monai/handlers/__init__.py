@@ -10,6 +10,7 @@ from .non_finite_loss import StopOnNonFiniteLoss
 from .probability_writer import ProbabilityWriter
 from .report_rankings import FeatureCollector, write_report_rankings
 from .segmentation_overlay import mask_overlay, segmentation_overlays
+from .training_progress import TrainingProgress
 from .training_scalars import TrainingScalarsHandler, loss_value, prediction_loss
 from .word_heatmaps import WordHeatmapWriter
 
@@ -23,6 +24,7 @@ __all__ = [
     "ProbabilityWriter",
     "ResumeScheduleHorizon",
     "StopOnNonFiniteLoss",
+    "TrainingProgress",
     "TrainingScalarsHandler",
     "WordHeatmapWriter",
     "claim_checkpoint_folder",

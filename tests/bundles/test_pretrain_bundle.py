@@ -122,6 +122,8 @@ def test_train_writes_checkpoints_and_one_event_file(trained):
     assert best["best_model"]["metric_name"] == "val_mean_recall" and best["best_model"]["epoch"] == 1
 
     assert f"Iter: {trained.iterations}/{trained.iterations} -- train_loss:" in trained.result.stdout
+    # the epoch's last iteration always gets a progress line (TrainingProgress)
+    assert f"reclf.progress - INFO - epoch 1/1: {trained.iterations}/{trained.iterations} iterations at " in trained.result.stdout
     files = event_files(trained.output)
     assert len(files) == 1
     logged = scalars(files[0])
