@@ -17,6 +17,7 @@ import torch
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 from torch import nn
+from tqdm import tqdm
 
 from reclf_monai.data import TokenizeReportd, chest_xray_transforms
 from reclf_monai.networks.reclf_model import check_scoring
@@ -58,7 +59,8 @@ def score_all_pairs(
     the pairs of the global shortlist (each image's k best texts and each text's k best images by
     the global term) and gives every other pair -inf (:mod:`.shortlist`); k at least the smaller
     of N_images and N_texts shortlists every pair, so that is the exact computation. `scoring`:
-    see ``RECLFModel.pair_logits``.
+    see ``RECLFModel.pair_logits``. Exact scoring of more than one chunk shows a progress bar on
+    stderr (thousands of images take minutes).
     """
     model = _unwrap(network)
     count = next(iter(image_features.values())).shape[0]
@@ -69,9 +71,12 @@ def score_all_pairs(
     device = next(model.parameters()).device
     texts = {key: value.to(device) for key, value in text_features.items()}
     rows = []
-    for start in range(0, count, images_per_chunk):
-        chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
-        rows.append(model.pair_logits(chunk, texts, scoring).float().cpu())
+    description, single_chunk = f"scoring {count} x {text_count} pairs", count <= images_per_chunk
+    with tqdm(total=count, desc=description, unit="img", mininterval=5.0, leave=False, disable=single_chunk) as bar:
+        for start in range(0, count, images_per_chunk):
+            chunk = {key: value[start : start + images_per_chunk].to(device) for key, value in image_features.items()}
+            rows.append(model.pair_logits(chunk, texts, scoring).float().cpu())
+            bar.update(rows[-1].shape[0])
     return torch.cat(rows)
 
 

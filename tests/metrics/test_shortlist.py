@@ -42,6 +42,14 @@ def test_k_covering_the_set_gives_the_exact_matrix(model):
         assert torch.equal(score_all_pairs(model, images, texts, shortlist_k=shortlist_k), exact), shortlist_k
 
 
+def test_exact_scoring_in_chunks_equals_one_chunk_and_shows_progress(model, capsys):
+    images, texts = random_features(7, 5)
+    whole = score_all_pairs(model, images, texts)
+    assert "scoring" not in capsys.readouterr().err  # one chunk: no bar
+    torch.testing.assert_close(score_all_pairs(model, images, texts, images_per_chunk=3), whole)
+    assert "scoring 7 x 5 pairs: " in capsys.readouterr().err
+
+
 def expected_candidates(global_logits: torch.Tensor, k: int) -> set[tuple[int, int]]:
     rows, columns = global_logits.shape
     by_image = {(i, int(j)) for i in range(rows) for j in global_logits[i].argsort(descending=True)[:k]}
