@@ -80,6 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from reclf_monai.handlers.training_progress import duration_text
 from research.host_description import cpu_model
 from scripts.downstream_table import (
     COLUMNS,
@@ -96,6 +97,7 @@ from scripts.downstream_table import (
     run_step,
     run_task,
     sampled_datalist,
+    time_left,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,28 +347,14 @@ class Progress:
         if status in ("reused", "imported"):
             print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}", flush=True)
         else:
-            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}" + (f" in {duration(seconds)}" if seconds is not None else ""), flush=True)
+            print(f"[ablation] cell {index + 1}/{len(self.cells)}: {cell.label()}: {status}" + (f" in {duration_text(seconds)}" if seconds is not None else ""), flush=True)
         print(f"[ablation] time left: {self.time_left(self.cells[index + 1:])}", flush=True)
 
     def time_left(self, remaining: list[Cell]) -> str:
         remaining = [cell for cell in remaining if cell.key not in self.settled]
-        if not remaining:
-            return "none"
-        if self.report_only:
+        if remaining and self.report_only:
             return "none (--report_only computes nothing)"
-        known = sum(statistics.mean(self.measured[cell.kind]) for cell in remaining if cell.kind in self.measured)
-        unmeasured = sorted({cell.kind for cell in remaining if cell.kind not in self.measured})
-        if len(unmeasured) == len({cell.kind for cell in remaining}):
-            return "unknown (no cell of the remaining kinds measured yet)"
-        if unmeasured:
-            return f"at least {duration(known)} (not measured yet: {', '.join(unmeasured)})"
-        return f"about {duration(known)} ({len(remaining)} cells)"
-
-
-def duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        return time_left(self.measured, [cell.kind for cell in remaining], "cells")
 
 
 def cell_record(
@@ -601,9 +589,9 @@ def write_report(report: Path, header: dict[str, Any], wall: float, records: lis
         "nothing scores, computed from the data.", "",
         f"- command: `{header['command']}`",
         f"- machine: {host['cpu']}, {host['cores']} cores; torch {host['torch']}, monai {host['monai']}",
-        f"- wall time of this invocation: {duration(wall)}; its {len(computed)} computed cells took {duration(sum(computed))}, "
+        f"- wall time of this invocation: {duration_text(wall)}; its {len(computed)} computed cells took {duration_text(sum(computed))}, "
         f"{len(reused)} cells were reused" + (f", {len(imported)} imported" if imported else "") + (f", {len(not_run)} cells are not run yet (left out of the tables)" if not_run else ""),
-        f"- summed recorded time of all {len(recorded)} finished cells (reused and imported ones from earlier invocations, maybe on another machine): {duration(sum(recorded))}",
+        f"- summed recorded time of all {len(recorded)} finished cells (reused and imported ones from earlier invocations, maybe on another machine): {duration_text(sum(recorded))}",
         f"- pretraining wall time per run (recorded): {pretraining_times(records)}",
     ]  # fmt: skip
     for source in header["imported_from"]:

@@ -41,6 +41,7 @@ import argparse
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -284,6 +285,23 @@ def run_task(task: Task, encoder: str, folder: Path, checkpoint: Path) -> dict[s
     return record
 
 
+def time_left(measured: dict[str, list[float]], remaining: list[str], unit: str) -> str:
+    """How long the `remaining` runs take, by their kinds (a task; the ablation's cell kinds): each
+    kind's mean measured seconds times its count; kinds not measured yet are named, and the figure
+    is then a lower bound. `unit` names the runs ("runs", "cells")."""
+    from reclf_monai.handlers.training_progress import duration_text
+
+    if not remaining:
+        return "none"
+    known = sum(statistics.mean(measured[kind]) for kind in remaining if kind in measured)
+    unmeasured = sorted({kind for kind in remaining if kind not in measured})
+    if len(unmeasured) == len(set(remaining)):
+        return f"unknown (no {unit.rstrip('s')} of the remaining kinds measured yet)"
+    if unmeasured:
+        return f"at least {duration_text(known)} (not measured yet: {', '.join(unmeasured)})"
+    return f"about {duration_text(known)} ({len(remaining)} {unit if len(remaining) > 1 else unit.rstrip('s')})"
+
+
 def root_cause(error: BaseException) -> str:
     """The innermost error of a chain: MONAI wraps a config's error in 'Failed to evaluate ...'."""
     while error.__cause__ is not None:
@@ -326,17 +344,22 @@ def main(argv=None) -> int:
     if tasks:
         checkpoints.update({baseline: baseline_checkpoint(baseline, args, output_dir) for baseline in args.baselines})
 
-    rows, failures = [], []
+    rows, failures, measured = [], [], {}
+    runs = [task.key for task in tasks for _ in encoders]
     for index, task in enumerate(tasks):
         results = {}
         for encoder in encoders:
             print(f"[downstream] ({index + 1}/{len(tasks)}) {task.name} / {COLUMNS[encoder]}", flush=True)
+            start = time.time()
             try:
                 results[encoder] = run_task(task, encoder, output_dir / task.key / encoder, checkpoints[encoder])
             except Exception as error:  # one failing task must not hide the others' results
                 failures.append(f"{task.name} / {COLUMNS[encoder]}: {root_cause(error)}")
                 print(f"[downstream] FAILED {task.name} / {COLUMNS[encoder]}: {root_cause(error)}", file=sys.stderr, flush=True)
                 results[encoder] = {"figures": {}, "chance": {}}
+            measured.setdefault(task.key, []).append(time.time() - start)
+            done = sum(map(len, measured.values()))
+            print(f"[downstream] {done}/{len(runs)} runs done; time left: {time_left(measured, runs[done:], 'runs')}", flush=True)
         for figure in task.figures:
             chances = [results[encoder]["chance"][figure.label] for encoder in encoders if figure.label in results[encoder]["chance"]]
             rows.append({"task": task.name, "figure": figure.label,

@@ -16,10 +16,10 @@ from ignite.engine import Engine, Events
 
 
 def duration_text(seconds: float) -> str:
-    """"1 h 02 min", "3 min 05 s" or "42 s"."""
+    """"1 h 2 min", "3 min 5 s" or "42 s": how every progress line and report of the project says a time."""
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 class TrainingProgress:

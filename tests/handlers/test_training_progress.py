@@ -46,6 +46,6 @@ def test_lines_give_the_rate_and_the_time_left_at_most_every_interval(caplog):
 
 
 def test_durations_read_as_a_person_would_say_them():
-    assert [duration_text(seconds) for seconds in (42, 185, 3720)] == ["42 s", "3 min 05 s", "1 h 02 min"]
+    assert [duration_text(seconds) for seconds in (42, 185, 3720)] == ["42 s", "3 min 5 s", "1 h 2 min"]
     with pytest.raises(ValueError, match="interval_seconds must not be negative"):
         TrainingProgress(interval_seconds=-1)

@@ -91,6 +91,10 @@ def table(corpus, checkpoint, tmp_path_factory):
 def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_levels(table, corpus, checkpoint):
     result, output = table
     assert succeeded(result)
+    progress = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if " runs done; time left: " in line]
+    assert len(progress) == 21 and progress[-1] == "21/21 runs done; time left: none"  # 7 tasks x 3 encoders
+    assert progress[0].startswith("1/21 runs done; time left: at least ") and "(not measured yet: classification, " in progress[0]
+    assert progress[-2].startswith("20/21 runs done; time left: about ") and progress[-2].endswith(" (1 run)")
     content = json.loads((output / "downstream_table.json").read_text())
     rows = content["rows"]
     assert [row["figure"] for row in rows] == [
