@@ -98,7 +98,10 @@ class ImageTextInference:
     @torch.no_grad()
     def report_features(self, reports: Sequence[str]) -> dict[str, torch.Tensor]:
         """The model's text features (tokens, word mask, global vector), on the CPU, in order."""
-        batches = [encode_texts(self.model, reports[start : start + self.batch_size], self.tokenize) for start in range(0, len(reports), self.batch_size)]
+        batches = [
+            encode_texts(self.model, reports[start : start + self.batch_size], self.tokenize)
+            for start in range(0, len(reports), self.batch_size)
+        ]
         return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
 
     @torch.no_grad()
@@ -111,7 +114,9 @@ class ImageTextInference:
         return F.normalize(self.report_features(list(reports))["global"], dim=-1)
 
     @torch.no_grad()
-    def zero_shot(self, images: Iterable[ImageInput], prompts: Mapping[str, Sequence[str]], scoring: str = "model") -> torch.Tensor:
+    def zero_shot(
+        self, images: Iterable[ImageInput], prompts: Mapping[str, Sequence[str]], scoring: str = "model"
+    ) -> torch.Tensor:
         """(N, C) class probabilities, classes in the order of `prompts` (class -> prompt texts):
         the softmax of each image's mean pair logit over a class's prompts, as the zero-shot
         bundle's ``class_probabilities.csv``. `scoring` ``gloria``: GLoRIA's score (see the bundle)."""
@@ -127,7 +132,10 @@ class ImageTextInference:
         prepared = self.prepare_image(image)
         tokens = self.tokenize({"report": phrase})
         heatmap = phrase_heatmap(
-            self.model, prepared.as_tensor()[None].to(self.device), tokens["input_ids"][None].to(self.device), tokens["attention_mask"][None].to(self.device)
+            self.model,
+            prepared.as_tensor()[None].to(self.device),
+            tokens["input_ids"][None].to(self.device),
+            tokens["attention_mask"][None].to(self.device),
         )[0].cpu()
         # map back through the recorded resize and padding, as the bundle's Invertd does
         restored = MetaTensor(heatmap, meta=deepcopy(prepared.meta), applied_operations=deepcopy(prepared.applied_operations))

@@ -16,7 +16,7 @@ from ignite.engine import Engine, Events
 
 
 def duration_text(seconds: float) -> str:
-    """"1 h 2 min", "3 min 5 s" or "42 s": how every progress line and report of the project says a time."""
+    """ "1 h 2 min", "3 min 5 s" or "42 s": how every progress line and report of the project says a time."""
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
@@ -34,7 +34,9 @@ class TrainingProgress:
         clock: seconds as a float (tests pass a fake one).
     """
 
-    def __init__(self, interval_seconds: float = 30.0, logger_name: str = "reclf.progress", clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, interval_seconds: float = 30.0, logger_name: str = "reclf.progress", clock: Callable[[], float] = time.monotonic
+    ):
         if interval_seconds < 0:
             raise ValueError(f"interval_seconds must not be negative, got {interval_seconds}")
         self.interval_seconds = interval_seconds

@@ -43,13 +43,21 @@ def test_embeddings_equal_what_the_pretraining_bundle_writes(engine, pretraining
     run(ConfigWorkflow(config_file=configs, workflow_type="infer", logging_file=False, **settings))
     written = np.load(tmp_path / "eval" / "embeddings_test.npz")
     items = load_datalist(pretraining_corpus / "datalist.json", "test")
-    np.testing.assert_allclose(engine.embed_images([item["image"] for item in items]).numpy(), written["image_embedding"], atol=1e-5)
-    np.testing.assert_allclose(engine.embed_reports([item["report"] for item in items]).numpy(), written["report_embedding"], atol=1e-5)
+    np.testing.assert_allclose(
+        engine.embed_images([item["image"] for item in items]).numpy(), written["image_embedding"], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        engine.embed_reports([item["report"] for item in items]).numpy(), written["report_embedding"], atol=1e-5
+    )
 
 
 def test_zero_shot_equals_the_zero_shot_bundles_probabilities(zero_shot_corpus, tiny_pretraining_checkpoint, tmp_path):
     bundle = BUNDLES / "reclf_zeroshot_classification"
-    run(pretrained_workflow(bundle, zero_shot_corpus, tiny_pretraining_checkpoint, tmp_path, "inference", "evaluate", batch_size=4))
+    run(
+        pretrained_workflow(
+            bundle, zero_shot_corpus, tiny_pretraining_checkpoint, tmp_path, "inference", "evaluate", batch_size=4
+        )
+    )
     with (tmp_path / "eval" / "class_probabilities.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     written = np.array([[float(row[name]) for name in ZERO_SHOT_CLASSES] for row in rows])
@@ -64,22 +72,51 @@ def test_rank_reports_equals_the_retrieval_bundles_ranking(engine, pretraining_c
     datalist = tmp_path / "pairs.json"
     datalist.write_text(json.dumps({"test": items}))
     bundle = BUNDLES / "reclf_retrieval"
-    run(pretrained_workflow(bundle, pretraining_corpus, tiny_pretraining_checkpoint, tmp_path, "inference", infer_datalist=str(datalist), top_k=3, shortlist_k="none"))
+    run(
+        pretrained_workflow(
+            bundle,
+            pretraining_corpus,
+            tiny_pretraining_checkpoint,
+            tmp_path,
+            "inference",
+            infer_datalist=str(datalist),
+            top_k=3,
+            shortlist_k="none",
+        )
+    )
     written = json.loads((tmp_path / "eval" / "rankings_test.json").read_text())["images"]
     rankings = engine.rank_reports([item["image"] for item in items], [item["report"] for item in items], top_k=3)
-    assert [[index for index, _ in ranking] for ranking in rankings] == [[report["item"] for report in entry["reports"]] for entry in written]
+    assert [[index for index, _ in ranking] for ranking in rankings] == [
+        [report["item"] for report in entry["reports"]] for entry in written
+    ]
     for ranking, entry in zip(rankings, written):
         np.testing.assert_allclose([score for _, score in ranking], [report["score"] for report in entry["reports"]], atol=1e-4)
 
 
-def test_similarity_map_equals_the_grounding_bundles_heatmap_at_the_images_size(engine, pretraining_corpus, tiny_pretraining_checkpoint, tmp_path):
+def test_similarity_map_equals_the_grounding_bundles_heatmap_at_the_images_size(
+    engine, pretraining_corpus, tiny_pretraining_checkpoint, tmp_path
+):
     """A real DICOM and a phantom PNG cut to a non-square shape, given as files; the PNG also as an array."""
     png = tmp_path / "tall.png"
-    Image.fromarray(np.asarray(Image.open(load_datalist(pretraining_corpus / "datalist.json", "test")[0]["image"]))[:, :40]).save(png)
-    items = [{"image": str(real_chest_dicom()), "phrase": "right lower lobe opacity"}, {"image": str(png), "phrase": "cardiomegaly"}]
+    Image.fromarray(np.asarray(Image.open(load_datalist(pretraining_corpus / "datalist.json", "test")[0]["image"]))[:, :40]).save(
+        png
+    )
+    items = [
+        {"image": str(real_chest_dicom()), "phrase": "right lower lobe opacity"},
+        {"image": str(png), "phrase": "cardiomegaly"},
+    ]
     datalist = tmp_path / "phrases.json"
     datalist.write_text(json.dumps({"test": items}))
-    run(pretrained_workflow(BUNDLES / "reclf_grounding", pretraining_corpus, tiny_pretraining_checkpoint, tmp_path, "inference", infer_datalist=str(datalist)))
+    run(
+        pretrained_workflow(
+            BUNDLES / "reclf_grounding",
+            pretraining_corpus,
+            tiny_pretraining_checkpoint,
+            tmp_path,
+            "inference",
+            infer_datalist=str(datalist),
+        )
+    )
     folder = tmp_path / "eval" / "heatmaps"
     for stem, item in zip(("0000_RG1_UNCI_right_lower_lobe_opacity", "0001_tall_cardiomegaly"), items):
         written = read_display_intensities(folder / f"{stem}_heatmap.nii.gz")
@@ -118,7 +155,11 @@ def test_the_readme_quickstart_runs_as_written(pretraining_corpus, tiny_pretrain
             break
         block.append(line[4:])
     png = load_datalist(pretraining_corpus / "datalist.json", "test")[0]["image"]
-    stand_ins = {"demo_output/reclf_pretrain/models/model.pt": str(tiny_pretraining_checkpoint), "a.png": png, "b.dcm": str(real_chest_dicom())}
+    stand_ins = {
+        "demo_output/reclf_pretrain/models/model.pt": str(tiny_pretraining_checkpoint),
+        "a.png": png,
+        "b.dcm": str(real_chest_dicom()),
+    }
     code = "\n".join(block)
     for placeholder, path in stand_ins.items():
         assert placeholder in code, placeholder

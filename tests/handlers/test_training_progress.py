@@ -33,16 +33,19 @@ def test_lines_give_the_rate_and_the_time_left_at_most_every_interval(caplog):
     with caplog.at_level(logging.INFO, logger="reclf.progress"):
         engine.run(range(6), max_epochs=2)
     lines = [record.getMessage() for record in caplog.records if record.name == "reclf.progress"]
-    assert lines == [
-        # iteration 1 took 10 s: alone, it is the rate
-        "epoch 1/2: 1/6 iterations at 10.00 s each; the epoch ends in 50 s, training in 1 min 50 s (validation not counted)",
-        # then 2 s each, the first one left out: 3 more iterations since the last line (6 s >= 5)
-        "epoch 1/2: 4/6 iterations at 2.00 s each; the epoch ends in 4 s, training in 16 s (validation not counted)",
-        "epoch 1/2: 6/6 iterations at 2.00 s each; the epoch ends in 0 s, training in 12 s (validation not counted)",  # the last, always
-        "epoch 2/2: 1/6 iterations at 10.00 s each; the epoch ends in 50 s, training in 50 s (validation not counted)",
-        "epoch 2/2: 4/6 iterations at 2.00 s each; the epoch ends in 4 s, training in 4 s (validation not counted)",
-        "epoch 2/2: 6/6 iterations at 2.00 s each; the epoch ends in 0 s, training in 0 s (validation not counted)",
-    ]
+    assert (
+        lines
+        == [
+            # iteration 1 took 10 s: alone, it is the rate
+            "epoch 1/2: 1/6 iterations at 10.00 s each; the epoch ends in 50 s, training in 1 min 50 s (validation not counted)",
+            # then 2 s each, the first one left out: 3 more iterations since the last line (6 s >= 5)
+            "epoch 1/2: 4/6 iterations at 2.00 s each; the epoch ends in 4 s, training in 16 s (validation not counted)",
+            "epoch 1/2: 6/6 iterations at 2.00 s each; the epoch ends in 0 s, training in 12 s (validation not counted)",  # the last, always
+            "epoch 2/2: 1/6 iterations at 10.00 s each; the epoch ends in 50 s, training in 50 s (validation not counted)",
+            "epoch 2/2: 4/6 iterations at 2.00 s each; the epoch ends in 4 s, training in 4 s (validation not counted)",
+            "epoch 2/2: 6/6 iterations at 2.00 s each; the epoch ends in 0 s, training in 0 s (validation not counted)",
+        ]
+    )
 
 
 def test_durations_read_as_a_person_would_say_them():
