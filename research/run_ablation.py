@@ -81,7 +81,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reclf_monai.handlers.training_progress import duration_text
-from research.host_description import cpu_model
 from scripts.downstream_table import (
     COLUMNS,
     LOCAL_SCORER_TASKS,
@@ -92,6 +91,7 @@ from scripts.downstream_table import (
     baseline_checkpoint,
     build_tasks,
     finished_record,
+    pyplot,
     root_cause,
     run_settings,
     run_step,
@@ -99,6 +99,7 @@ from scripts.downstream_table import (
     sampled_datalist,
     time_left,
 )
+from scripts.host_description import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # The CPU pretraining schedule, the demo's: reclf_pretrain's configs/cpu_schedule.json, passed as
@@ -495,18 +496,6 @@ def comparison_section(rows: list[dict[str, Any]]) -> list[str]:
             f"{format_cell(row['candidate_cell'])} | {format_difference(row)} | {row['verdict']} |"
         )
     return lines
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (files only, no display)."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise SystemExit("run_ablation.py writes its plots with matplotlib, which is not installed: pip install matplotlib (pinned in requirements.txt)") from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot(task: str, title: str, rows: dict[str, dict[str, dict[str, Any]]], target: Path) -> None:

@@ -23,7 +23,12 @@ statistics estimated on the training images; both with the language model's own 
 written once to OUTPUT_DIR/baselines/NAME.pt and every bundle reads it as it reads the pretrained
 checkpoint. Beside them a chance column says what a model that learnt nothing scores: 0.5 AUC, a
 uniform guess's accuracy, the empty mask's Dice, a random ranking's precision, and the pointing
-game's chance (the mean share of the image that the findings' regions cover).
+game's chance (the mean share of the image that the findings' regions cover). A difference
+column gives the pretrained figure minus the best baseline's, and ``--noise_from`` an ablation
+report (research/run_ablation.py's JSON) adds the run-to-run noise measured there: the sample
+standard deviation over pretraining seeds of the checkpoint's aggregation, task by task, so a
+difference can be read against it. OUTPUT_DIR/downstream_table.png draws the table: one group of
+bars per figure, chance as a dashed line, the noise as the pretrained bar's error bar.
 
 Every run writes its own folder OUTPUT_DIR/TASK/ENCODER (logs, TensorBoard, checkpoints, metrics.json); a
 run whose folder holds a finished record with the same settings and the same checkpoint file
@@ -104,6 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES,
                         help="untrained networks beside the checkpoint (default: imagenet random)")
+    parser.add_argument("--noise_from", default=None,
+                        help="an ablation report JSON (research/run_ablation.py): its seed-to-seed standard deviation for this aggregation becomes the noise column")
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -309,13 +316,99 @@ def root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# The difference and noise columns.
+DIFFERENCE = "pretrained - best baseline"
+
+
+def difference_to_best_baseline(row: dict, baselines: list[str]) -> float:
+    """The pretrained figure minus the best baseline's (every figure here is better higher); NaN
+    without a baseline or where a run failed."""
+    values = [row[baseline] for baseline in baselines]
+    if not values or math.isnan(row[PRETRAINED]) or any(math.isnan(value) for value in values):
+        return math.nan
+    return row[PRETRAINED] - max(values)
+
+
+def seed_noise(report_file: Path, aggregation: str, data_fraction: float) -> tuple[dict[tuple[str, str], list[float]], str]:
+    """Per (task key, figure label), the figures of `aggregation`'s finished cells over the
+    pretraining seeds of an ablation report (classification and segmentation at `data_fraction`),
+    and a sentence naming where they come from."""
+    report = json.loads(report_file.read_text())
+    if "records" not in report:
+        raise SystemExit(f"--noise_from {report_file}: not an ablation report (no 'records'); research/run_ablation.py writes one")
+    values: dict[tuple[str, str], list[float]] = {}
+    seeds = set()
+    for record in report["records"]:
+        if record["mode"] != aggregation or record["status"] == "failed" or record["fraction"] not in (None, data_fraction):
+            continue
+        for label, value in record["figures"].items():
+            values.setdefault((record["task"], label), []).append(float(value))
+            seeds.add(record["seed"])
+    if not values:
+        raise SystemExit(f"--noise_from {report_file}: no finished cell of aggregation {aggregation!r} to measure the noise from")
+    host = report.get("machine", {})
+    source = (f"seed-to-seed sd: sample standard deviation over {len(seeds)} pretraining seeds of `{aggregation}` "
+              f"in {report_file.name} ({host.get('cpu', 'machine not recorded')}; its schedule is in the report)")
+    return values, source
+
+
+def noise_of(values: list[float] | None) -> float:
+    return statistics.stdev(values) if values and len(values) > 1 else math.nan
+
+
+def cell_text(value: float, signed: bool = False) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
 def markdown_table(rows: list[dict], encoders: list[str]) -> str:
-    columns = [COLUMNS[encoder] for encoder in encoders] + ["chance"]
+    noise = any("noise" in row for row in rows)
+    columns = [COLUMNS[encoder] for encoder in encoders] + ["chance"] + ([DIFFERENCE] if len(encoders) > 1 else []) + (["seed-to-seed sd"] if noise else [])
     lines = ["| task | figure | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for row in rows:
         cells = [f"{row[key]:.3f}" if not math.isnan(row[key]) else "failed" for key in [*encoders, "chance"]]
+        if len(encoders) > 1:
+            cells.append(cell_text(row["difference"], signed=True))
+        if noise:
+            cells.append(cell_text(row.get("noise", math.nan)))
         lines.append(f"| {row['task']} | {row['figure']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise SystemExit("the plots need matplotlib, which is not installed: pip install matplotlib (pinned in requirements.txt)") from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_table(rows: list[dict], encoders: list[str], title: str, target: Path) -> None:
+    """One group of bars per table row (one bar per encoder; the baselines grey), chance as a
+    dashed line over each group, the seed-to-seed noise as the pretrained bar's error bar."""
+    plt = pyplot()
+    width = 0.8 / len(encoders)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2.0), 4.2))
+    colours = {PRETRAINED: "tab:blue", "imagenet": "0.45", "random": "0.75"}
+    for index, encoder in enumerate(encoders):
+        positions = [position + (index - (len(encoders) - 1) / 2) * width for position in range(len(rows))]
+        errors = [0.0 if math.isnan(row.get("noise", math.nan)) else row["noise"] for row in rows] if encoder == PRETRAINED else None
+        axes.bar(positions, [row[encoder] for row in rows], width, yerr=errors, capsize=3, label=COLUMNS[encoder], color=colours.get(encoder))
+    for position, row in enumerate(rows):
+        if not math.isnan(row["chance"]):
+            axes.hlines(row["chance"], position - 0.45, position + 0.45, colors="k", linestyles="dashed", label="chance" if position == 0 else None)
+    axes.set_xticks(range(len(rows)), [f"{row['task']}\n{row['figure']}" for row in rows], fontsize=7, rotation=30, ha="right")
+    axes.set_ylim(0, 1.05)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    figure.savefig(target, dpi=110)
+    plt.close(figure)
 
 
 def main(argv=None) -> int:
@@ -325,6 +418,9 @@ def main(argv=None) -> int:
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = pretraining_settings(args.checkpoint)  # a clear error for a file that is no pretraining checkpoint
+    noise, noise_source = (seed_noise(Path(args.noise_from), settings["aggregation"], args.data_fraction)
+                           if args.noise_from else ({}, None))  # fmt: skip
+    pyplot()  # fail now, not after the runs
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"
     if args.eval_items:
         datalist = sampled_datalist(datalist, output_dir, args.eval_items, args.seed)
@@ -362,16 +458,21 @@ def main(argv=None) -> int:
             print(f"[downstream] {done}/{len(runs)} runs done; time left: {time_left(measured, runs[done:], 'runs')}", flush=True)
         for figure in task.figures:
             chances = [results[encoder]["chance"][figure.label] for encoder in encoders if figure.label in results[encoder]["chance"]]
-            rows.append({"task": task.name, "figure": figure.label,
+            rows.append({"task": task.name, "task_key": task.key, "figure": figure.label,
                          **{encoder: results[encoder]["figures"].get(figure.label, float("nan")) for encoder in encoders},
                          "chance": chances[0] if chances else float("nan")})
+            rows[-1]["difference"] = difference_to_best_baseline(rows[-1], args.baselines)
+            if noise:
+                rows[-1]["noise"] = noise_of(noise.get((task.key, figure.label)))
 
-    table = markdown_table(rows, encoders)
+    table = markdown_table(rows, encoders) + (f"\n\n{noise_source}" if noise_source else "")
     (output_dir / "downstream_table.md").write_text(table + "\n")
     (output_dir / "downstream_table.json").write_text(json.dumps(
         {"checkpoint": str(Path(args.checkpoint).resolve()), "columns": {encoder: COLUMNS[encoder] for encoder in encoders},
          "baselines": {baseline: str(checkpoints[baseline]) for baseline in args.baselines if baseline in checkpoints},
-         "settings": vars(args), "rows": rows}, indent=2))
+         "settings": vars(args), "noise_source": noise_source, "rows": rows}, indent=2))
+    if rows:
+        plot_table(rows, encoders, f"{settings['aggregation']} checkpoint against untrained baselines", output_dir / "downstream_table.png")
     print(table)
     for failure in failures:
         print(f"[downstream] failed: {failure}", file=sys.stderr)

@@ -106,8 +106,12 @@ def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_lev
         for encoder in ENCODERS:
             assert math.isfinite(row[encoder]) and 0.0 <= row[encoder] <= 1.0, row
     markdown = (output / "downstream_table.md").read_text()
-    assert markdown.splitlines()[0] == "| task | figure | pretrained | ImageNet, not pretrained | random init | chance |"
+    assert markdown.splitlines()[0] == "| task | figure | pretrained | ImageNet, not pretrained | random init | chance | pretrained - best baseline |"
     assert markdown in result.stdout + "\n"
+    for row in rows:
+        assert row["difference"] == pytest.approx(row["pretrained"] - max(row["imagenet"], row["random"]), abs=1e-12)
+    with Image.open(output / "downstream_table.png") as plot:
+        assert plot.format == "PNG" and plot.width > plot.height > 100
     for task in TASKS:
         for encoder in ENCODERS:
             assert (output / task / encoder / "metrics.json").is_file(), (task, encoder)
@@ -137,6 +141,20 @@ def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_lev
     assert imagenet["network_settings"]["image_encoder"]["imagenet_input"] is True
 
 
+def test_the_demo_records_the_table_with_each_tasks_metrics_and_the_machine(table, tmp_path):
+    """scripts/document_figures.py record, as scripts/demo.sh calls it on its output folder."""
+    from scripts import document_figures
+
+    result, output = table
+    assert succeeded(result)
+    (tmp_path / "downstream").symlink_to(output)
+    run = json.loads(document_figures.record(tmp_path, pretraining_seconds=400.4, total_seconds=830).read_text())
+    assert run["rows"] == json.loads((output / "downstream_table.json").read_text())["rows"]
+    assert run["seconds"] == {"pretraining": 400, "total": 830} and run["machine"]["cores"] == os.cpu_count()
+    assert set(run["bundle_metrics"]) == set(TASKS)
+    assert run["bundle_metrics"]["grounding"] == json.loads((output / "grounding" / "pretrained" / "metrics.json").read_text())
+
+
 def test_figures_are_the_bundles_own_results_for_the_checkpoint(table, corpus, checkpoint, tmp_path):
     """The zero-shot row equals what the bundle, run alone through the CLI, reports for the checkpoint."""
     result, output = table
@@ -158,11 +176,26 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     result, output = table
     assert succeeded(result)
     before = json.loads((output / "downstream_table.json").read_text())["rows"]
-    again = downstream_table(corpus, checkpoint, output, "--eval_items", "6")
+    # run again with the noise measured by an ablation: its reclf cells over three seeds (the other
+    # mode's cells, and classification at another label fraction, must not count)
+    ablation = output.parent / "ablation_report.json"
+    records = [{"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": "computed", "figures": {label: value + seed / 10}}
+               for seed in (0, 1, 2) for mode in ("reclf", "mean")
+               for task, fraction, label, value in [("zeroshot_five", None, "macro AUC", 0.6 if mode == "reclf" else 0.0),
+                                                    ("classification", 0.5, "test macro AUC", 0.7), ("classification", 0.01, "test macro AUC", 0.9 * seed)]]  # fmt: skip
+    ablation.write_text(json.dumps({"machine": {"cpu": "test CPU"}, "records": records}))
+    again = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--noise_from", str(ablation))
     assert succeeded(again)
     assert again.stdout.count("reusing") == len(ENCODERS) * len(TASKS)
     assert again.stdout.count("written earlier for this checkpoint") == 2  # the baselines
-    assert json.loads((output / "downstream_table.json").read_text())["rows"] == before
+    content = json.loads((output / "downstream_table.json").read_text())
+    assert [{key: value for key, value in row.items() if key != "noise"} for row in content["rows"]] == before
+    noise = {(row["task"], row["figure"]): row["noise"] for row in content["rows"]}
+    assert noise[("zero-shot, five classes", "macro AUC")] == pytest.approx(0.1)  # sd of 0.6, 0.7, 0.8
+    assert noise[("linear classification, 50 % labels", "test macro AUC")] == pytest.approx(0.1)
+    assert math.isnan(noise[("zero-shot, five classes", "ACC")])  # not in the report
+    assert "over 3 pretraining seeds of `reclf` in ablation_report.json (test CPU" in content["noise_source"]
+    assert (output / "downstream_table.md").read_text().splitlines()[0].endswith("| chance | pretrained - best baseline | seed-to-seed sd |")
 
     changed = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "classification", "--classification_epochs", "2")
     assert succeeded(changed)
@@ -206,3 +239,14 @@ def test_grounding_is_left_out_for_a_global_only_checkpoint(corpus, tmp_path):
     assert "left out for a global_only checkpoint (no local scorer): grounding" in result.stdout
     assert json.loads((tmp_path / "out" / "downstream_table.json").read_text())["rows"] == []
     assert not (tmp_path / "out" / "grounding").exists()
+
+
+def test_noise_from_a_file_that_is_no_ablation_report_or_lacks_the_aggregation_is_refused(tmp_path):
+    table_output = tmp_path / "downstream_table.json"
+    table_output.write_text(json.dumps({"rows": []}))
+    with pytest.raises(SystemExit, match="not an ablation report"):
+        table_script.seed_noise(table_output, "reclf", 0.1)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"records": [{"mode": "mean", "seed": 0, "task": "zeroshot_five", "fraction": None, "status": "computed", "figures": {"macro AUC": 0.7}}]}))
+    with pytest.raises(SystemExit, match="no finished cell of aggregation 'reclf'"):
+        table_script.seed_noise(report, "reclf", 0.1)
