@@ -1,5 +1,5 @@
 """A pretrained RECLF model in a few lines of Python: embeddings, zero-shot probabilities, phrase
-heatmaps and report rankings, without a datalist or a bundle run.
+heatmaps, word weights and report rankings, without a datalist or a bundle run.
 
     from reclf_monai.image_text_inference import ImageTextInference
 
@@ -29,8 +29,9 @@ from monai.data import MetaTensor
 from reclf_monai.data.image_loading import chest_xray_transforms
 from reclf_monai.data.tokenization import TokenizeReportd
 from reclf_monai.engines.zero_shot_inferer import ZeroShotInferer
-from reclf_monai.metrics.contrastive_evaluation import detached_features, encode_texts, score_all_pairs
-from reclf_monai.networks.grounding import phrase_heatmap
+from reclf_monai.handlers.word_heatmaps import ReportWord, report_words
+from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features, encode_texts, score_all_pairs
+from reclf_monai.networks.grounding import phrase_heatmap, word_attention_maps
 from reclf_monai.networks.reclf_model import RECLFModel
 
 # A path (PNG, JPEG, DICOM, NIfTI: what the bundles read) or the image itself, (H, W) or (1, H, W).
@@ -92,17 +93,14 @@ class ImageTextInference:
     @torch.no_grad()
     def image_features(self, images: Iterable[ImageInput]) -> dict[str, torch.Tensor]:
         """The model's image features (patches and global vector), on the CPU, in order."""
-        batches = [detached_features(self.model.encode_image(batch)) for batch in self._image_batches(images)]
-        return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
+        return concat_feature_batches([detached_features(self.model.encode_image(batch)) for batch in self._image_batches(images)])
 
     @torch.no_grad()
     def report_features(self, reports: Sequence[str]) -> dict[str, torch.Tensor]:
         """The model's text features (tokens, word mask, global vector), on the CPU, in order."""
-        batches = [
-            encode_texts(self.model, reports[start : start + self.batch_size], self.tokenize)
-            for start in range(0, len(reports), self.batch_size)
-        ]
-        return {key: torch.cat([batch[key] for batch in batches]) for key in batches[0]}
+        return concat_feature_batches(
+            [encode_texts(self.model, reports[start : start + self.batch_size], self.tokenize) for start in range(0, len(reports), self.batch_size)]
+        )
 
     @torch.no_grad()
     def embed_images(self, images: Iterable[ImageInput]) -> torch.Tensor:
@@ -141,6 +139,24 @@ class ImageTextInference:
         restored = MetaTensor(heatmap, meta=deepcopy(prepared.meta), applied_operations=deepcopy(prepared.applied_operations))
         load = isinstance(image, (str, os.PathLike))
         return np.asarray(self.transforms[load].inverse({"image": restored})["image"].as_tensor()[0])
+
+    @torch.no_grad()
+    def word_weights(self, image: ImageInput, report: str) -> list[ReportWord]:
+        """The report's whole words in reading order, each with the local scorer's weight alpha for
+        this image (IRM's importance for ``irm``/``reclf``; they sum to 1 over the words): what
+        pretraining's TensorBoard chart shows. Needs a local scorer (not ``global_only``)."""
+        if self.model.local_matching is None:
+            raise ValueError("word weights need a local scorer; this checkpoint is global_only")
+        tokens = self.tokenize({"report": report})
+        input_ids, attention_mask = tokens["input_ids"][None].to(self.device), tokens["attention_mask"][None].to(self.device)
+        text_features = self.model.encode_text(input_ids, attention_mask)
+        image_features = self.model.encode_image(self.prepare_image(image).as_tensor()[None].to(self.device))
+        weights, _ = word_attention_maps(self.model, image_features, text_features)
+        token_words = text_features.get("token_words")
+        return report_words(
+            self.tokenize.tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights[0].float().cpu(),
+            None if token_words is None else token_words[0].cpu(),
+        )  # fmt: skip
 
     def rank_reports(self, images: Iterable[ImageInput], reports: Sequence[str], top_k: int = 5) -> list[list[tuple[int, float]]]:
         """For each image, the `top_k` of `reports` with the highest pair score (global and local,
