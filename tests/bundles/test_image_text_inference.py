@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from bundle_testing import BUNDLES, pretrained_workflow
+from bundle_testing import BUNDLES, pretrained_workflow, write_tiny_pretraining_checkpoint
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 from repository import ROOT
@@ -167,3 +167,21 @@ def test_the_readme_quickstart_runs_as_written(pretraining_corpus, tiny_pretrain
     namespace: dict = {}
     exec(compile(code, "README.md quickstart", "exec"), namespace)
     assert namespace["engine"].embed_images(namespace["images"]).shape[0] == 2
+
+
+def test_word_weights_are_the_reports_words_with_the_local_scorers_weights(engine, pretraining_corpus, tmp_path):
+    image = load_datalist(pretraining_corpus / "datalist.json", "test")[0]["image"]
+    words = engine.word_weights(image, "Mild cardiomegaly. No pleural effusion.")
+    separator = ["[SEP]"] if engine.model.settings["text_encoder"]["sep_as_word"] else []  # GLoRIA's convention, in the scorer
+    assert [word.text for word in words] == ["mild", "cardiomegaly", ".", "no", "pleural", "effusion", ".", *separator]
+    assert sum(word.weight for word in words) == pytest.approx(1.0, abs=1e-5)  # alpha over the report's words
+    pieces = [len(word.positions) for word in words]
+    matched_alone = engine.model.settings["text_encoder"]["word_pieces"] == "tokens"
+    assert pieces[1] == (4 if matched_alone else 1)  # card ##iom ##ega ##ly: matched alone, the word's weight is their sum
+
+    mean = ImageTextInference.from_checkpoint(write_tiny_pretraining_checkpoint(tmp_path / "mean.pt", aggregation="mean"), device="cpu")
+    uniform = mean.word_weights(image, "Mild cardiomegaly. No pleural effusion.")
+    assert [word.weight for word in uniform] == pytest.approx([count / sum(pieces) for count in pieces], abs=1e-6)
+    global_only = ImageTextInference.from_checkpoint(write_tiny_pretraining_checkpoint(tmp_path / "g.pt", aggregation="global_only"), device="cpu")
+    with pytest.raises(ValueError, match="word weights need a local scorer"):
+        global_only.word_weights(image, "No effusion.")
