@@ -27,7 +27,7 @@ from PIL import Image
 
 from reclf_monai.data import chest_xray_transforms, load_datalist, write_datalist
 from reclf_monai.data.preparation.resized_copies import write_resized_copies
-from research.host_description import cpu_model
+from scripts.host_description import cpu_model
 
 
 def parse_args(argv=None):

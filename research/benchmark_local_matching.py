@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from research.host_description import cpu_summary
+from scripts.host_description import cpu_summary
 
 VARIANTS = ("reference", "lse", "mean", "fixed_importance", "srm", "irm", "reclf")
 

@@ -27,7 +27,7 @@ from reclf_monai.data import load_datalist, mark_duplicate_reports
 from reclf_monai.metrics import encode_pairs, retrieval_recall_at_k, score_all_pairs
 from reclf_monai.metrics.class_retrieval import class_retrieval_precision
 from reclf_monai.networks import RECLFModel
-from research.host_description import cpu_model
+from scripts.host_description import cpu_model
 
 RECALL_KS = (1, 5, 10)
 

@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from research.host_description import cpu_summary
+from scripts.host_description import cpu_summary
 
 PARTS = ("image forward", "text forward", "pair scores", "loss", "backward", "optimizer step")
 

@@ -1,4 +1,4 @@
-"""The machine a figure was measured on, as the benchmark and study scripts print it.
+"""The machine a figure was measured on, as the benchmark and study scripts and the demo record it.
 
 Why: ``platform.processor()`` says only "x86_64" on Linux, and a speed figure means little
 without the CPU model; lscpu names it (with family and model, which tell CPU generations apart).

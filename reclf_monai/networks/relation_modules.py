@@ -75,7 +75,7 @@ class ImportanceRelationModule(nn.Module):
     words. Why beta: f's gradient is a covariance over the batch, sum over images of
     (p_ij - y_ij) * alpha_t * (s~_t - S_ij), that cancels unless a word's score relative to the
     report's other words tells its own image from the others; after the CPU schedule f had
-    travelled about as far as a random walk (docs/results.md). beta's gradient is the same sum of
+    travelled about as far as a random walk (research/notebook.md). beta's gradient is the same sum of
     the spread of the pair's scores, which is larger for a matching pair (its finding words match,
     its filler words do not) than for a wrong one, so it can take one direction; the weights then
     follow how a matching scores against the pair's other matchings.

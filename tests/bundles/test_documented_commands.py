@@ -38,7 +38,7 @@ from reclf_monai.phantom import build_corpus
 
 pytestmark = pytest.mark.end_to_end
 
-DOCUMENTS = ["README.md", *(str(path.relative_to(ROOT)) for path in sorted(BUNDLES.glob("*/docs/README.md")))]
+DOCUMENTS = ["README.md", "docs/usage.md", *(str(path.relative_to(ROOT)) for path in sorted(BUNDLES.glob("*/docs/README.md")))]
 COMMAND = re.compile(r"^(\.venv/bin/)?(python|bash|torchrun|echo|tensorboard)\b")
 IMAGE_SIZE = 64  # of the corpus; the bundles resize
 # The network of the demo's model.pt (bundles/reclf_pretrain/configs/cpu_schedule.json), untrained.

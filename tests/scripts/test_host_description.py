@@ -1,4 +1,4 @@
-"""research/host_description.py: the CPU model from lscpu, and a fallback where lscpu is missing."""
+"""scripts/host_description.py: the CPU model from lscpu, and a fallback where lscpu is missing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from research import host_description
+from scripts import host_description
 
 pytestmark = pytest.mark.research
 
