@@ -55,36 +55,35 @@ def relation_probe_scores(scores: torch.Tensor, image_labels: torch.Tensor, case
     for index, (case, kind) in enumerate(text_owners):
         column.setdefault((case, kind), []).append(index)
     row = {(int(case), int(variant)): index for index, (case, variant) in enumerate(image_labels.tolist())}
+    scored = []  # per case with its image scored: the true report's score against each edit's
+    for case in cases:
+        if (case["case"], 0) not in row:
+            continue
+        image, report = row[case["case"], 0], column[case["case"], "report"][0]
+        mirrored = row.get((case["case"], 1))
+        scored.append({
+            "findings": len(case["findings"]), "true": scores[image, report],
+            "sides swapped": scores[image, column[case["case"], "sides swapped"][0]],
+            "negated": [(finding, scores[image, negation]) for (finding, _side), negation in zip(case["findings"], column[case["case"], "negated"])],
+            "mirrored image": None if mirrored is None else scores[mirrored, report],
+        })  # fmt: skip
     result = {}
     for group, sizes in GROUPS.items():
-        chosen = [case for case in cases if len(case["findings"]) in sizes and (case["case"], 0) in row and (case["case"], 1) in row]
+        chosen = [case for case in scored if case["findings"] in sizes and case["mirrored image"] is not None]
         if not chosen:
             continue
-        swap_true, swap_edit, negation_true, negation_edit, image_true, image_edit = ([] for _ in range(6))
-        for case in chosen:
-            image, swapped_image = row[case["case"], 0], row[case["case"], 1]
-            report = column[case["case"], "report"][0]
-            swap_true.append(scores[image, report])
-            swap_edit.append(scores[image, column[case["case"], "sides swapped"][0]])
-            for negation in column[case["case"], "negated"]:
-                negation_true.append(scores[image, report])
-                negation_edit.append(scores[image, negation])
-            image_true.append(scores[image, report])
-            image_edit.append(scores[swapped_image, report])
-        result[f"{group}/image_to_text/sides swapped"] = preference(torch.stack(swap_true), torch.stack(swap_edit))
-        result[f"{group}/image_to_text/negated"] = preference(torch.stack(negation_true), torch.stack(negation_edit))
-        result[f"{group}/text_to_image/sides swapped"] = preference(torch.stack(image_true), torch.stack(image_edit))
+        true = torch.stack([case["true"] for case in chosen])
+        negations = [(case["true"], edit) for case in chosen for _finding, edit in case["negated"]]
+        result[f"{group}/image_to_text/sides swapped"] = preference(true, torch.stack([case["sides swapped"] for case in chosen]))
+        result[f"{group}/image_to_text/negated"] = preference(*(torch.stack(side) for side in zip(*negations)))
+        result[f"{group}/text_to_image/sides swapped"] = preference(true, torch.stack([case["mirrored image"] for case in chosen]))
         result[f"{group}/cases"] = len(chosen)
-    by_finding: dict[str, tuple[list, list]] = {}
-    for case in cases:
-        if (case["case"], 0) in row:
-            image, report = row[case["case"], 0], column[case["case"], "report"][0]
-            for (finding, _side), negation in zip(case["findings"], column[case["case"], "negated"]):
-                true, edit = by_finding.setdefault(finding, ([], []))
-                true.append(scores[image, report])
-                edit.append(scores[image, negation])
-    for finding, (true, edit) in sorted(by_finding.items()):
-        result[f"negated {finding}/image_to_text"] = preference(torch.stack(true), torch.stack(edit))
+    by_finding: dict[str, list] = {}
+    for case in scored:
+        for finding, edit in case["negated"]:
+            by_finding.setdefault(finding, []).append((case["true"], edit))
+    for finding, negations in sorted(by_finding.items()):
+        result[f"negated {finding}/image_to_text"] = preference(*(torch.stack(side) for side in zip(*negations)))
     pairs = [result.get(f"two findings/{direction}/sides swapped") for direction in ("image_to_text", "text_to_image")]
     return {"sides_swapped_two_findings": sum(pairs) / 2 if None not in pairs else float("nan"), **result}
 
