@@ -11,6 +11,8 @@ read 0.616 in one document and 0.641 in another, and a new run updates every doc
         # what scripts/demo.sh calls at its end: demo_output/demo_run.json from the run's outputs
     python scripts/document_figures.py publish demo_output
         # that run becomes the documented one: docs/demo_run.json, docs/demo_table.png, every block
+    python scripts/document_figures.py write
+        # every block again from docs/demo_run.json (after a change to how blocks are written)
     python scripts/document_figures.py check
         # exit status 1, naming each document whose figures disagree with docs/demo_run.json
 
@@ -98,7 +100,7 @@ def time_sentence(run: dict) -> str:
     host, seconds = run["machine"], run["seconds"]
     return (f"Measured by `{run['command']}` on {run['date']}, {host['cpu']}, {host['cores']} cores, CPU only (torch {host['torch']}, "
             f"monai {host['monai']}): {seconds['total']} s in all with `.venv` and IU-Phantom already there, "
-            f"of which pretraining {seconds['pretraining']} s and the downstream table {seconds['total'] - seconds['pretraining']} s.")
+            f"of which pretraining {seconds['pretraining']} s and the downstream table, the gallery and start-up {seconds['total'] - seconds['pretraining']} s.")
 
 
 def table_block(run: dict, rows: list[dict]) -> str:
@@ -187,6 +189,7 @@ def main(argv=None) -> int:
     recording.add_argument("--total_seconds", type=float, required=True)
     publishing = commands.add_parser("publish", help="make DEMO_OUTPUT's recorded run the documented one and write every document")
     publishing.add_argument("demo_output", type=Path)
+    commands.add_parser("write", help="rewrite every block and eval_metrics from docs/demo_run.json as it is")
     commands.add_parser("check", help="exit 1 if a document disagrees with docs/demo_run.json")
     args = parser.parse_args(argv)
 
@@ -202,8 +205,8 @@ def main(argv=None) -> int:
     stale = [path for path, content in expected_files(run).items() if path.read_text() != content]
     if args.command == "check":
         for path in stale:
-            print(f"[figures] {path.relative_to(ROOT)} disagrees with {RUN.relative_to(ROOT)}: run `python scripts/document_figures.py publish DEMO_OUTPUT`"
-                  " (or restore the generated block)", file=sys.stderr)
+            print(f"[figures] {path.relative_to(ROOT)} disagrees with {RUN.relative_to(ROOT)}: run `python scripts/document_figures.py write`"
+                  " (blocks are generated: edit this script or publish another run, not the block)", file=sys.stderr)
         return 1 if stale else 0
     for path, content in expected_files(run).items():
         if path in stale:

@@ -36,7 +36,7 @@ def test_blocks_are_rewritten_from_the_run_and_a_missing_block_is_named():
     text = "before\n<!-- figures:demo-time -->\nold\n<!-- /figures:demo-time -->\nmiddle\n<!-- figures:demo-table -->\n| stale |\n<!-- /figures:demo-table -->\nafter\n"
     rendered = figures.rendered_document(text, run, "README.md")
     assert rendered.startswith("before\n<!-- figures:demo-time -->\nMeasured by `bash scripts/demo.sh` on 2026-12-07, Test CPU (family 1, model 2), 2 cores")
-    assert "830 s in all" in rendered and "pretraining 400 s and the downstream table 430 s" in rendered
+    assert "830 s in all" in rendered and "pretraining 400 s and the downstream table, the gallery and start-up 430 s" in rendered
     assert "| zero-shot, five classes | macro AUC | 0.812 | 0.450 | 0.500 | 0.500 | +0.312 | 0.020 |" in rendered
     assert "| stale |" not in rendered and rendered.endswith("<!-- /figures:demo-table -->\nafter\n")
     assert figures.rendered_document(rendered, run, "README.md") == rendered  # rendering is a fixed point
@@ -77,6 +77,8 @@ def test_a_figure_changed_by_hand_fails_the_check_and_publish_rewrites_it(tmp_pa
     errors = capsys.readouterr().err
     assert "README.md disagrees with docs/demo_run.json" in errors and "reclf_grounding/configs/metadata.json disagrees" in errors
     assert "docs/results.md" not in errors
+    assert figures.main(["write"]) == 0 and figures.main(["check"]) == 0
+    readme.write_text(before + "<!-- figures:demo-table -->" + block.replace(quoted, "0.999", 1))
 
     demo_output = tmp_path / "demo_output"
     (demo_output / "downstream").mkdir(parents=True)
