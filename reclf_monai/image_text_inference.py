@@ -29,9 +29,9 @@ from monai.data import MetaTensor
 from reclf_monai.data.image_loading import chest_xray_transforms
 from reclf_monai.data.tokenization import TokenizeReportd
 from reclf_monai.engines.zero_shot_inferer import ZeroShotInferer
-from reclf_monai.handlers.word_heatmaps import ReportWord, report_words
+from reclf_monai.handlers.word_heatmaps import ReportWord, report_word_attention
 from reclf_monai.metrics.contrastive_evaluation import concat_feature_batches, detached_features, encode_texts, score_all_pairs
-from reclf_monai.networks.grounding import phrase_heatmap, word_attention_maps
+from reclf_monai.networks.grounding import phrase_heatmap
 from reclf_monai.networks.reclf_model import RECLFModel
 
 # A path (PNG, JPEG, DICOM, NIfTI: what the bundles read) or the image itself, (H, W) or (1, H, W).
@@ -148,15 +148,10 @@ class ImageTextInference:
         if self.model.local_matching is None:
             raise ValueError("word weights need a local scorer; this checkpoint is global_only")
         tokens = self.tokenize({"report": report})
+        image = self.prepare_image(image).as_tensor()[None].to(self.device)
         input_ids, attention_mask = tokens["input_ids"][None].to(self.device), tokens["attention_mask"][None].to(self.device)
-        text_features = self.model.encode_text(input_ids, attention_mask)
-        image_features = self.model.encode_image(self.prepare_image(image).as_tensor()[None].to(self.device))
-        weights, _ = word_attention_maps(self.model, image_features, text_features)
-        token_words = text_features.get("token_words")
-        return report_words(
-            self.tokenize.tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights[0].float().cpu(),
-            None if token_words is None else token_words[0].cpu(),
-        )  # fmt: skip
+        words, _, _ = report_word_attention(self.model, image, input_ids, attention_mask, self.tokenize.tokenizer)
+        return words
 
     def rank_reports(self, images: Iterable[ImageInput], reports: Sequence[str], top_k: int = 5) -> list[list[tuple[int, float]]]:
         """For each image, the `top_k` of `reports` with the highest pair score (global and local,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy.ndimage import binary_erosion
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python scripts/make_gallery.py`
@@ -62,9 +63,7 @@ def lifts(words: list) -> list:
 def outlined(overlay: np.ndarray, region: np.ndarray, peak: tuple[int, int]) -> Image.Image:
     """The overlay with the region's border pixels in green and a cross at the heatmap's peak."""
     picture = overlay.copy()
-    inner = region.copy()
-    inner[1:-1, 1:-1] = region[1:-1, 1:-1] & region[:-2, 1:-1] & region[2:, 1:-1] & region[1:-1, :-2] & region[1:-1, 2:]
-    picture[region & ~inner] = OUTLINE
+    picture[region & ~binary_erosion(region, border_value=1)] = OUTLINE
     canvas = Image.fromarray(picture)
     row, column = peak
     arm = max(2, min(region.shape) // 40)

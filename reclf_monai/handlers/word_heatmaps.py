@@ -78,6 +78,23 @@ def report_words(
     ]
 
 
+def report_word_attention(
+    model: torch.nn.Module, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, tokenizer
+) -> tuple[list[ReportWord], torch.Tensor, torch.Tensor]:
+    """One image's (1, C, H, W) local attention over one report's (1, T) tokens: the report's whole
+    words with their weights, and the token weights (T,) and maps (T, h, w) behind them, on the CPU.
+
+    The model runs in eval mode: a validation handler calls this while the network trains, and a
+    forward pass in training mode would move its batch-norm statistics."""
+    with eval_mode(model):
+        text_features = model.encode_text(input_ids, attention_mask)
+        weights, maps = word_attention_maps(model, model.encode_image(image), text_features)
+    weights, maps = weights[0].float().cpu(), maps[0].float().cpu()
+    token_words = text_features.get("token_words")
+    token_words = None if token_words is None else token_words[0].cpu()
+    return report_words(tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights, token_words), weights, maps
+
+
 def word_map(word: ReportWord, weights: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """The word's (h, w) map from the token weights (T,) and maps (T, h, w): its pieces' maps
     weighted by the pieces' weights (a one-piece word: its own map)."""
@@ -147,20 +164,12 @@ class WordHeatmapWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), self)
 
     def __call__(self, engine: Engine) -> None:
-        model = self.model
-        device = next(model.parameters()).device
+        device = next(self.model.parameters()).device
         batch = engine.state.batch
         image = torch.as_tensor(batch[self.image_key][:1]).to(device=device, dtype=torch.float32)
         input_ids = torch.as_tensor(batch[INPUT_IDS_KEY][:1]).to(device)
-        # The evaluator has put the network back in training mode by now: without eval mode this
-        # pass would move the batch-norm statistics of the model being trained.
-        with eval_mode(model):
-            text_features = model.encode_text(input_ids, torch.as_tensor(batch[ATTENTION_MASK_KEY][:1]).to(device))
-            weights, maps = word_attention_maps(model, model.encode_image(image), text_features)
-        weights, maps = weights[0].float().cpu(), maps[0].float().cpu()
-        token_words = text_features.get("token_words")
-        token_words = None if token_words is None else token_words[0].cpu()
-        words = report_words(self.tokenizer, input_ids[0].cpu(), text_features["word_mask"][0].cpu(), weights, token_words)
+        attention_mask = torch.as_tensor(batch[ATTENTION_MASK_KEY][:1]).to(device)
+        words, weights, maps = report_word_attention(self.model, image, input_ids, attention_mask, self.tokenizer)
         if not words:
             logging.getLogger(__name__).warning("the first validation report has no words: no word heatmaps in TensorBoard")
             return
