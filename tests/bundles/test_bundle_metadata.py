@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from repository import ROOT
 
+import reclf_monai
 from reclf_monai.bundle_metadata import SCHEMA_ENVIRONMENT_VARIABLE, MetadataError, check_metadata, schema_cache
 
 METADATA_FILES = sorted((ROOT / "bundles").glob("*/configs/metadata.json"))
@@ -42,6 +43,29 @@ def schema_requiring(path: Path, field: str) -> Path:
     """A stand-in for an official schema, one that the built-in check would not apply."""
     path.write_text(json.dumps({"type": "object", "required": [field]}))
     return path
+
+
+def requirement_pins() -> dict[str, str]:
+    """requirements.txt's `name==version` lines, names lower-case."""
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("#")[0].strip().split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+@pytest.mark.parametrize("meta_file", METADATA_FILES, ids=lambda path: path.parts[-3])
+def test_the_versions_a_bundle_names_are_the_ones_the_project_pins(meta_file):
+    """The metadata repeats the pins in every bundle (MONAI's schema wants them there): they must
+    not drift from requirements.txt and the package's own version."""
+    metadata = json.loads(meta_file.read_text())
+    pins = requirement_pins()
+    named = {"monai": metadata["monai_version"], "torch": metadata["pytorch_version"], "numpy": metadata["numpy_version"]}
+    named.update(metadata["required_packages_version"])
+    package_version = named.pop("reclf-monai")
+    assert package_version == reclf_monai.__version__, meta_file
+    assert {name: pins.get(name.lower()) for name in named} == named, meta_file
 
 
 @pytest.mark.parametrize("meta_file", METADATA_FILES, ids=lambda path: path.parts[-3])
