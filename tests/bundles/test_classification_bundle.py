@@ -64,26 +64,15 @@ def first_data_error(error: BaseException) -> DataError | None:
 
 
 @pytest.fixture(scope="module")
-def corpus(pretraining_corpus) -> Path:
-    """80 IU reports: 49 training, 6 validation, 24 test items at 64 px (tests/shared_fixtures.py)."""
-    return pretraining_corpus
-
-
-@pytest.fixture(scope="module")
-def pretrained(tiny_pretraining_checkpoint) -> Path:
-    return tiny_pretraining_checkpoint
-
-
-@pytest.fixture(scope="module")
-def trained(corpus, pretrained, tmp_path_factory) -> SimpleNamespace:
+def trained(corpus, checkpoint, tmp_path_factory) -> SimpleNamespace:
     """One training epoch on half the training labels with a frozen pretrained encoder; no image
     size or backbone given: they come from the pretraining checkpoint."""
     run_dir = tmp_path_factory.mktemp("trained")
-    result = run_bundle(run_dir, "train", dataset_dir=corpus, pretrained_checkpoint=pretrained, data_fraction=FRACTION, **SMALL)
+    result = run_bundle(run_dir, "train", dataset_dir=corpus, pretrained_checkpoint=checkpoint, data_fraction=FRACTION, **SMALL)
     return SimpleNamespace(result=result, models=run_dir / "models", output=run_dir / "eval")
 
 
-def test_train_saves_the_best_model_with_its_settings_and_one_event_file(trained, pretrained):
+def test_train_saves_the_best_model_with_its_settings_and_one_event_file(trained, checkpoint):
     assert succeeded(trained.result)
     kept = math.ceil(FRACTION * TRAINING_ITEMS)
     assert f"data_fraction {FRACTION:g} (seed 0): {kept} of {TRAINING_ITEMS} items" in trained.result.stdout
@@ -91,21 +80,21 @@ def test_train_saves_the_best_model_with_its_settings_and_one_event_file(trained
     assert f"Iter: {iterations}/{iterations} -- train_loss:" in trained.result.stdout
     assert [path.name for path in trained.models.iterdir()] == ["model.pt"]
 
-    checkpoint = load_checkpoint(trained.models / "model.pt")
-    assert set(checkpoint) == {"model", "network_settings", "classification"}
-    assert checkpoint["network_settings"] == {
+    trained_checkpoint = load_checkpoint(trained.models / "model.pt")
+    assert set(trained_checkpoint) == {"model", "network_settings", "classification"}
+    assert trained_checkpoint["network_settings"] == {
         "num_classes": len(ZERO_SHOT_CLASSES),
         "freeze_encoder": True,
         "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None, "imagenet_input": False},
     }
-    assert checkpoint["classification"] == {"task": "multi_label", "class_names": list(ZERO_SHOT_CLASSES)}
+    assert trained_checkpoint["classification"] == {"task": "multi_label", "class_names": list(ZERO_SHOT_CLASSES)}
     # frozen: the saved encoder is the pretrained one, batch-norm statistics included
-    encoder = {name: tensor for name, tensor in load_checkpoint(pretrained)["model"].items() if name.startswith("image_encoder.features.")}
-    saved = {name: tensor for name, tensor in checkpoint["model"].items() if name.startswith("features.")}
+    encoder = {name: tensor for name, tensor in load_checkpoint(checkpoint)["model"].items() if name.startswith("image_encoder.features.")}
+    saved = {name: tensor for name, tensor in trained_checkpoint["model"].items() if name.startswith("features.")}
     assert {"image_encoder." + name for name in saved} == set(encoder)
     assert any("running_mean" in name for name in saved)
     assert all(torch.equal(tensor, encoder["image_encoder." + name]) for name, tensor in saved.items())
-    assert checkpoint["model"]["head.weight"].shape == (len(ZERO_SHOT_CLASSES), 512)
+    assert trained_checkpoint["model"]["head.weight"].shape == (len(ZERO_SHOT_CLASSES), 512)
 
     [events] = event_files(trained.output)
     logged = scalars(events)
@@ -129,11 +118,11 @@ def _train_workflow(dataset_dir: Path, run_dir: Path, **overrides) -> ConfigWork
 
 
 @pytest.mark.parametrize("freeze_encoder, pretrained_encoder", [("true", True), ("false", True), ("true", False)])
-def test_training_leaves_a_frozen_encoder_alone_and_fine_tunes_on_request(corpus, pretrained, tmp_path, freeze_encoder, pretrained_encoder):
+def test_training_leaves_a_frozen_encoder_alone_and_fine_tunes_on_request(corpus, checkpoint, tmp_path, freeze_encoder, pretrained_encoder):
     """Weights and batch-norm statistics before and after one epoch, as the CLI passes the switch."""
-    checkpoint = str(pretrained) if pretrained_encoder else "none"
+    encoder_start = str(checkpoint) if pretrained_encoder else "none"
     size = {} if pretrained_encoder else {"image_size": IMAGE_SIZE}  # the random baseline takes explicit settings
-    workflow = _train_workflow(corpus, tmp_path, pretrained_checkpoint=checkpoint, freeze_encoder=freeze_encoder, data_fraction=0.2, **size)
+    workflow = _train_workflow(corpus, tmp_path, pretrained_checkpoint=encoder_start, freeze_encoder=freeze_encoder, data_fraction=0.2, **size)
     workflow.initialize()
     assert workflow.check_properties() == []
     network = workflow.parser.get_parsed_content("network")
@@ -151,11 +140,11 @@ def test_training_leaves_a_frozen_encoder_alone_and_fine_tunes_on_request(corpus
         assert any(name.endswith("running_mean") for name in encoder_changed)
 
 
-def test_training_subsets_are_nested_reproducible_and_cover_every_class(corpus, pretrained, tmp_path):
+def test_training_subsets_are_nested_reproducible_and_cover_every_class(corpus, checkpoint, tmp_path):
     """The training items as the trainer's dataset holds them, for three fractions and twice."""
 
     def dataset_images(fraction: float, seed: int = 0) -> list[str]:
-        workflow = _train_workflow(corpus, tmp_path, pretrained_checkpoint=str(pretrained), data_fraction=fraction, data_fraction_seed=seed)
+        workflow = _train_workflow(corpus, tmp_path, pretrained_checkpoint=str(checkpoint), data_fraction=fraction, data_fraction_seed=seed)
         workflow.initialize()
         return [Path(item["image"]).name for item in workflow.parser.get_parsed_content("train#dataset#data")]
 
@@ -218,12 +207,12 @@ def test_evaluation_has_monai_infer_properties_and_the_checkpoint_weights(traine
     assert weights.keys() == saved.keys() and all(torch.equal(weights[name], saved[name]) for name in saved)
 
 
-def test_evaluation_refuses_a_checkpoint_or_data_that_does_not_fit(trained, corpus, pretrained, tmp_path):
+def test_evaluation_refuses_a_checkpoint_or_data_that_does_not_fit(trained, corpus, checkpoint, tmp_path):
     # a pretraining checkpoint is no classifier: found before anything runs
-    workflow = _evaluation_workflow(pretrained.parent, corpus, tmp_path)
+    workflow = _evaluation_workflow(checkpoint.parent, corpus, tmp_path)
     with pytest.raises(RuntimeError) as raised:
         workflow.initialize()
-    assert str(first_data_error(raised.value)).startswith(f"{pretrained}: not a classification checkpoint")
+    assert str(first_data_error(raised.value)).startswith(f"{checkpoint}: not a classification checkpoint")
     # a setting that contradicts the checkpoint
     workflow = _evaluation_workflow(trained.models, corpus, tmp_path, image_size=2 * IMAGE_SIZE)
     workflow.initialize()

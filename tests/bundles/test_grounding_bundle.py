@@ -205,17 +205,6 @@ def test_overlay_and_nifti_keep_the_image_orientation(tmp_path):
 # ------------------------------------------------------------------ the bundle
 
 
-@pytest.fixture(scope="module")
-def corpus(pretraining_corpus) -> Path:
-    """80 IU reports at 64 px (tests/shared_fixtures.py)."""
-    return pretraining_corpus
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tiny_pretraining_checkpoint) -> Path:
-    return tiny_pretraining_checkpoint
-
-
 # bundle_testing's runs of a bundle on a pretraining checkpoint, for this bundle
 run_bundle = partial(run_pretrained_bundle, BUNDLE)
 workflow = partial(pretrained_workflow, BUNDLE)

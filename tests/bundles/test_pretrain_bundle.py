@@ -59,12 +59,6 @@ def copy_models(trained: SimpleNamespace, run_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpus(pretraining_corpus) -> Path:
-    """80 IU reports (tests/shared_fixtures.py), shared with the multi-node test."""
-    return pretraining_corpus
-
-
-@pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory) -> SimpleNamespace:
     """One single-process training epoch, shared by the tests that need trained checkpoints."""
     run_dir = tmp_path_factory.mktemp("trained")

@@ -141,17 +141,6 @@ def test_chexpert_prompts_cover_the_five_classes():
 # ------------------------------------------------------------------ the bundle
 
 
-@pytest.fixture(scope="module")
-def corpus(pretraining_corpus) -> Path:
-    """80 IU reports: 24 test items, one zero-shot item per class (tests/shared_fixtures.py)."""
-    return pretraining_corpus
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tiny_pretraining_checkpoint) -> Path:
-    return tiny_pretraining_checkpoint
-
-
 # bundle_testing's runs of a bundle on a pretraining checkpoint, for this bundle
 run_bundle = partial(run_pretrained_bundle, BUNDLE)
 workflow = partial(pretrained_workflow, BUNDLE)

@@ -94,15 +94,10 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pretraining(tiny_pretraining_checkpoint) -> Path:
-    return tiny_pretraining_checkpoint
-
-
-@pytest.fixture(scope="module")
-def trained(corpus, pretraining, tmp_path_factory) -> SimpleNamespace:
+def trained(corpus, checkpoint, tmp_path_factory) -> SimpleNamespace:
     """One epoch with the frozen pretrained encoder (the default), shared by several tests."""
     run_dir = tmp_path_factory.mktemp("trained")
-    result = train(run_dir, corpus, pretrained_checkpoint=pretraining)
+    result = train(run_dir, corpus, pretrained_checkpoint=checkpoint)
     iterations = -(-len(load_datalist(corpus / "datalist.json", "training")) // BATCH_SIZE)
     return SimpleNamespace(result=result, models=run_dir / "models", output=run_dir / "eval", iterations=iterations)
 
@@ -125,7 +120,7 @@ def assert_overlay_images(event_file: Path) -> dict[str, np.ndarray]:
     return {"input_0_HW_0": image, "input_1_HW_0": label, "output_CHW": overlay}
 
 
-def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pretraining):
+def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, checkpoint):
     assert succeeded(trained.result)
     assert sorted(path.name for path in trained.models.iterdir()) == ["model.pt"]
     best = load_checkpoint(trained.models / "model.pt")
@@ -137,7 +132,7 @@ def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pr
         "image_encoder": {"backbone": "resnet18", "img_size": IMAGE_SIZE, "in_channels": 1, "vit_config": None, "imagenet_input": False},
     }
     # every encoder tensor, batch-norm statistics included, is still the pretraining checkpoint's
-    pretrained = encoder_weights(load_checkpoint(pretraining)["model"], ENCODER_PREFIX)
+    pretrained = encoder_weights(load_checkpoint(checkpoint)["model"], ENCODER_PREFIX)
     saved = encoder_weights(best["model"], UNET_ENCODER_PREFIX)
     assert saved.keys() == pretrained.keys() and len(saved) > 0
     assert all(torch.equal(saved[name], pretrained[name]) for name in saved)
@@ -152,12 +147,12 @@ def test_training_keeps_the_frozen_encoder_and_writes_the_best_model(trained, pr
     assert_overlay_images(events)
 
 
-def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, pretraining, tmp_path):
+def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, checkpoint, tmp_path):
     """scripts/prepare_siim.py's output (DICOM images, RLE masks written as PNG), encoder fine-tuned."""
     data = tmp_path / "data"
     prepare_siim_pneumothorax(siim, data)
     datalist = data / "siim_pneumothorax.json"
-    result = train(tmp_path, data, datalist=datalist, pretrained_checkpoint=pretraining, freeze_encoder="false", data_fraction=0.5)
+    result = train(tmp_path, data, datalist=datalist, pretrained_checkpoint=checkpoint, freeze_encoder="false", data_fraction=0.5)
     assert succeeded(result)
     items = load_datalist(datalist, "training")
     nonempty = sum(item["target"] for item in items)
@@ -171,7 +166,7 @@ def test_fine_tuning_on_a_fraction_of_prepared_siim_data(siim, pretraining, tmp_
     assert 0 <= dice <= 1
     best = load_checkpoint(tmp_path / "models" / "model.pt")
     assert best["network_settings"]["freeze_encoder"] is False
-    pretrained = encoder_weights(load_checkpoint(pretraining)["model"], ENCODER_PREFIX)
+    pretrained = encoder_weights(load_checkpoint(checkpoint)["model"], ENCODER_PREFIX)
     saved = encoder_weights(best["model"], UNET_ENCODER_PREFIX)
     assert not torch.equal(saved["backbone.conv1.weight"], pretrained["backbone.conv1.weight"])
 
@@ -209,11 +204,11 @@ def _data_error(configs: list[str], item: str, **overrides) -> str:
     return str(cause)
 
 
-def test_evaluation_refuses_a_checkpoint_that_does_not_fit(trained, corpus, pretraining, tmp_path):
+def test_evaluation_refuses_a_checkpoint_that_does_not_fit(trained, corpus, checkpoint, tmp_path):
     configs = ["inference.json", "evaluate.json"]
     folders = {"dataset_dir": corpus, "output_dir": tmp_path / "eval"}
-    message = _data_error(configs, "evaluator", ckpt_dir=pretraining.parent, **folders)
-    assert message.startswith(f"{pretraining}: not a segmentation checkpoint: its settings lack out_channels, decoder_channels")
+    message = _data_error(configs, "evaluator", ckpt_dir=checkpoint.parent, **folders)
+    assert message.startswith(f"{checkpoint}: not a segmentation checkpoint: its settings lack out_channels, decoder_channels")
     message = _data_error(configs, "evaluator", ckpt_dir=trained.models, image_size=2 * IMAGE_SIZE, **folders)
     assert message.startswith(f"{trained.models / 'model.pt'}: checkpoint was written for another network")
     assert f"image_encoder.img_size: checkpoint {IMAGE_SIZE}, network {2 * IMAGE_SIZE}" in message
