@@ -85,9 +85,11 @@ from scripts.downstream_table import (
     COLUMNS,
     LOCAL_SCORER_TASKS,
     RECORD,
+    SCHEDULE_OPTIONS,
     Figure,
     Step,
     Task,
+    add_schedule_arguments,
     baseline_checkpoint,
     build_tasks,
     finished_record,
@@ -120,8 +122,9 @@ CHANCE = "chance"
 CANDIDATE = "reclf"
 POOLING_BASELINES = ("lse", "fixed_importance", "mean")
 # What a cell's figures depend on besides its mode, seed, task and fraction (see study_settings).
-STUDY_KEYS = ("pretraining", "classification_epochs", "segmentation_epochs", "classification_learning_rate", "segmentation_learning_rate",
-              "eval_items", "datalist_sha256")
+# The downstream options are downstream_table's; a report written before an option existed ran
+# the bundle's default, None, which .get() reads from it.
+STUDY_KEYS = ("pretraining", *dict.fromkeys(option for options in SCHEDULE_OPTIONS.values() for option in options), "datalist_sha256")
 
 
 @dataclass
@@ -161,11 +164,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pretrain_override", action="append", default=[], type=parse_override, metavar="KEY=VALUE", help="a reclf_pretrain setting for every run (VALUE read as JSON when it is JSON); repeatable")
     parser.add_argument("--tasks", nargs="+", default=None,
                         help="some of: zeroshot_five zeroshot_laterality relation_probe classification segmentation retrieval grounding (default: all)")
-    parser.add_argument("--classification_epochs", type=int, default=5)
-    parser.add_argument("--segmentation_epochs", type=int, default=2)
-    parser.add_argument("--classification_learning_rate", type=float, default=None, help="the linear head's (default: the bundle's)")
-    parser.add_argument("--segmentation_learning_rate", type=float, default=None, help="the decoder's (default: the bundle's)")
-    parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
+    add_schedule_arguments(parser)
     parser.add_argument("--num_workers", type=int, default=2, help="data-loading workers of the downstream bundles (pretraining: --pretrain_override num_workers=N)")
     parser.add_argument("--report", default=None, help="the report's .md (default OUTPUT_DIR/results_ablation.md; the committed docs/results_ablation.md is written only when named)")
     parser.add_argument("--report_only", action="store_true", help="compute nothing: write the report from the cells finished so far (the others are left out)")
@@ -215,10 +214,9 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     datalist = Path(args.dataset_dir) / "datalist.json"
     return {
         "pretraining": {key: value for key, value in shared.items() if key not in PER_RUN_KEYS},
-        "classification_epochs": args.classification_epochs, "segmentation_epochs": args.segmentation_epochs,
-        "classification_learning_rate": args.classification_learning_rate, "segmentation_learning_rate": args.segmentation_learning_rate,
-        "eval_items": args.eval_items, "datalist_sha256": hashlib.sha256(datalist.read_bytes()).hexdigest() if datalist.exists() else None,
-    }  # fmt: skip
+        **{key: getattr(args, key) for key in STUDY_KEYS if key not in ("pretraining", "datalist_sha256")},
+        "datalist_sha256": hashlib.sha256(datalist.read_bytes()).hexdigest() if datalist.exists() else None,
+    }
 
 
 def recorded_arguments(command: str) -> list[str]:

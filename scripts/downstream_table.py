@@ -60,6 +60,15 @@ RECORD = "downstream_run.json"
 # Tasks that read the local scorer's word-to-region attention: not defined for a `global_only`
 # checkpoint, which is left out of them (with a line saying so) rather than failing there.
 LOCAL_SCORER_TASKS = ("grounding",)
+# The segmentation bundle's DiceCELoss `batch` switch, by name: Dice over the batch's pixels or per image.
+DICE_LOSSES = {"batch": True, "image": False}
+# The options each task's figures depend on besides the checkpoint (None: the bundle's default). An
+# ablation's seed-to-seed noise counts for a task only where its study ran the same ones.
+SCHEDULE_OPTIONS = {
+    "classification": ("classification_epochs", "classification_learning_rate", "eval_items"),
+    "segmentation": ("segmentation_epochs", "segmentation_learning_rate", "segmentation_batch_size", "segmentation_dice", "eval_items"),
+    "grounding": ("eval_items",),
+}
 
 
 @dataclass
@@ -102,11 +111,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=None,
                         help="some of: zeroshot_five zeroshot_laterality relation_probe classification segmentation retrieval grounding (default: all)")
     parser.add_argument("--data_fraction", type=float, default=0.1, help="training labels for classification and segmentation")
-    parser.add_argument("--classification_epochs", type=int, default=5)
-    parser.add_argument("--segmentation_epochs", type=int, default=2)
-    parser.add_argument("--classification_learning_rate", type=float, default=None, help="the linear head's (default: the bundle's)")
-    parser.add_argument("--segmentation_learning_rate", type=float, default=None, help="the decoder's (default: the bundle's)")
-    parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
+    add_schedule_arguments(parser)
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES,
                         help="untrained networks beside the checkpoint (default: imagenet random)")
     parser.add_argument("--noise_from", default=None,
@@ -114,6 +119,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The downstream schedule's options (SCHEDULE_OPTIONS), shared with research/run_ablation.py;
+    None stands for the bundle's own default."""
+    parser.add_argument("--classification_epochs", type=int, default=5)
+    parser.add_argument("--segmentation_epochs", type=int, default=2)
+    parser.add_argument("--classification_learning_rate", type=float, default=None, help="the linear head's (default: the bundle's)")
+    parser.add_argument("--segmentation_learning_rate", type=float, default=None, help="the decoder's (default: the bundle's)")
+    parser.add_argument("--segmentation_batch_size", type=int, default=None, help="the decoder's training batch (default: the bundle's, 16)")
+    parser.add_argument("--segmentation_dice", choices=DICE_LOSSES, default=None,
+                        help="the decoder's Dice loss: 'batch', one Dice over the batch's pixels, or 'image', per image and then averaged "
+                             "like the metric (default: the bundle's, batch)")  # fmt: skip
+    parser.add_argument("--eval_items", type=int, default=None, help="score classification/segmentation/grounding on N sampled test images")
 
 
 def sampled_datalist(datalist: Path, output_dir: Path, items: int, seed: int) -> Path:
@@ -143,12 +162,14 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
 
         return steps
 
-    def trained_on_encoder(epochs: int, learning_rate: float | None):
+    def trained_on_encoder(epochs: int, learning_rate: float | None, **schedule: Any):
+        """`schedule`: further training overrides, those set to None left at the bundle's default."""
+
         def steps(checkpoint: str, folder: Path) -> list[Step]:
             shared = {**common, "datalist": str(datalist), "ckpt_dir": str(folder / "models")}
             train = {
                 **shared, "pretrained_checkpoint": checkpoint, "data_fraction": args.data_fraction,
-                **({} if learning_rate is None else {"learning_rate": learning_rate}),
+                **{key: value for key, value in {"learning_rate": learning_rate, **schedule}.items() if value is not None},
                 "train#trainer#max_epochs": epochs, "val_interval": epochs, "output_dir": str(folder / "train"),
                 "seed": args.seed,
                 "overwrite": True,  # a task runs again only when its folder holds no finished run with these settings
@@ -174,7 +195,9 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
               Figure("finding negated: image to text", ("relation_probe", "all/image_to_text/negated"), lambda _: 0.5)]),
         Task("classification", f"linear classification, {percent} labels", "reclf_classification",
              trained_on_encoder(args.classification_epochs, args.classification_learning_rate), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
-        Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation", trained_on_encoder(args.segmentation_epochs, args.segmentation_learning_rate),
+        Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation",
+             trained_on_encoder(args.segmentation_epochs, args.segmentation_learning_rate, batch_size=args.segmentation_batch_size,
+                                **{"loss#batch": DICE_LOSSES.get(args.segmentation_dice)}),
              [Figure("test Dice, images with a finding", ("test", "dice_nonempty"), lambda _: 0.0),
               Figure("test mean Dice, all images", ("test", "mean_dice"), lambda _: empty_mask_dice(datalist))]),
         Task("retrieval", "retrieval, class match", "reclf_retrieval", whole_model({}, run_id="run_class_retrieval"),
@@ -329,26 +352,44 @@ def difference_to_best_baseline(row: dict, baselines: list[str]) -> float:
     return row[PRETRAINED] - max(values)
 
 
-def seed_noise(report_file: Path, aggregation: str, data_fraction: float) -> tuple[dict[tuple[str, str], list[float]], str]:
+def seed_noise(report_file: Path, aggregation: str, args: argparse.Namespace) -> tuple[dict[tuple[str, str], list[float]], str]:
     """Per (task key, figure label), the figures of `aggregation`'s finished cells over the
-    pretraining seeds of an ablation report (classification and segmentation at `data_fraction`),
-    and a sentence naming where they come from."""
+    pretraining seeds of an ablation report (classification and segmentation at
+    ``args.data_fraction``), and a sentence naming where they come from. A task whose
+    SCHEDULE_OPTIONS the report's study ran otherwise than `args` gets no noise, and the sentence
+    says so: another schedule's spread is not this table's."""
     report = json.loads(report_file.read_text())
     if "records" not in report:
         raise SystemExit(f"--noise_from {report_file}: not an ablation report (no 'records'); research/run_ablation.py writes one")
+    study = report.get("study")
+
+    def differing_options(task: str) -> list[str]:
+        options = SCHEDULE_OPTIONS.get(task, ())
+        if study is None:
+            return list(options)
+        return [option for option in options if study.get(option) != getattr(args, option)]
+
     values: dict[tuple[str, str], list[float]] = {}
-    seeds = set()
+    seeds, other_schedule = set(), {}
     for record in report["records"]:
-        if record["mode"] != aggregation or record["status"] == "failed" or record["fraction"] not in (None, data_fraction):
+        if record["mode"] != aggregation or record["status"] == "failed" or record["fraction"] not in (None, args.data_fraction):
+            continue
+        differing = differing_options(record["task"])
+        if differing:
+            other_schedule[record["task"]] = differing
             continue
         for label, value in record["figures"].items():
             values.setdefault((record["task"], label), []).append(float(value))
             seeds.add(record["seed"])
     if not values:
-        raise SystemExit(f"--noise_from {report_file}: no finished cell of aggregation {aggregation!r} to measure the noise from")
+        raise SystemExit(f"--noise_from {report_file}: no finished cell of aggregation {aggregation!r} with this table's schedule to measure the noise from")
     host = report.get("machine", {})
     source = (f"seed-to-seed sd: sample standard deviation over {len(seeds)} pretraining seeds of `{aggregation}` "
               f"in {report_file.name} ({host.get('cpu', 'machine not recorded')}; its schedule is in the report)")
+    if other_schedule:
+        reason = "the report does not record its downstream schedule" if study is None else "the report ran them with other " + ", ".join(
+            f"{task}: {', '.join(options)}" for task, options in sorted(other_schedule.items()))
+        source += f"; no noise for {', '.join(sorted(other_schedule))} ({reason})"
     return values, source
 
 
@@ -419,7 +460,7 @@ def main(argv=None) -> int:
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = pretraining_settings(args.checkpoint)  # a clear error for a file that is no pretraining checkpoint
-    noise, noise_source = (seed_noise(Path(args.noise_from), settings["aggregation"], args.data_fraction)
+    noise, noise_source = (seed_noise(Path(args.noise_from), settings["aggregation"], args)
                            if args.noise_from else ({}, None))  # fmt: skip
     pyplot()  # fail now, not after the runs
     datalist = Path(args.dataset_dir).resolve() / "datalist.json"

@@ -50,7 +50,7 @@ def table_arguments(corpus: Path, checkpoint: Path, output: Path, *arguments: st
     return [
         "--checkpoint", str(checkpoint), "--dataset_dir", str(corpus), "--output_dir", str(output),
         "--num_workers", "0", "--classification_epochs", "1", "--segmentation_epochs", "1", "--data_fraction", "0.5",
-        *arguments,
+        "--segmentation_batch_size", "2", "--segmentation_dice", "image", *arguments,
     ]  # fmt: skip
 
 
@@ -137,6 +137,9 @@ def test_every_task_runs_for_each_encoder_and_lands_in_one_table_with_chance_lev
     for encoder, source in [("pretrained", checkpoint), ("imagenet", output / "baselines" / "imagenet.pt")]:
         record = json.loads((output / "classification" / encoder / "downstream_run.json").read_text())
         assert record["settings"]["runs"][0]["overrides"]["pretrained_checkpoint"] == str(source)
+    decoder_training = json.loads((output / "segmentation" / "pretrained" / "downstream_run.json").read_text())["settings"]["runs"][0]["overrides"]
+    assert (decoder_training["batch_size"], decoder_training["loss#batch"]) == (2, False)  # --segmentation_batch_size 2 --segmentation_dice image
+    assert "batch_size" not in record["settings"]["runs"][0]["overrides"]  # classification keeps its bundle's
     imagenet = torch.load(output / "baselines" / "imagenet.pt", weights_only=True)
     assert imagenet["network_settings"]["image_encoder"]["imagenet_input"] is True
 
@@ -177,13 +180,16 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     assert succeeded(result)
     before = json.loads((output / "downstream_table.json").read_text())["rows"]
     # run again with the noise measured by an ablation: its reclf cells over three seeds (the other
-    # mode's cells, and classification at another label fraction, must not count)
+    # mode's cells, classification at another label fraction and segmentation, which the study
+    # trained with another batch size, must not count)
     ablation = output.parent / "ablation_report.json"
     records = [{"mode": mode, "seed": seed, "task": task, "fraction": fraction, "status": "computed", "figures": {label: value + seed / 10}}
                for seed in (0, 1, 2) for mode in ("reclf", "mean")
                for task, fraction, label, value in [("zeroshot_five", None, "macro AUC", 0.6 if mode == "reclf" else 0.0),
-                                                    ("classification", 0.5, "test macro AUC", 0.7), ("classification", 0.01, "test macro AUC", 0.9 * seed)]]  # fmt: skip
-    ablation.write_text(json.dumps({"machine": {"cpu": "test CPU"}, "records": records}))
+                                                    ("classification", 0.5, "test macro AUC", 0.7), ("classification", 0.01, "test macro AUC", 0.9 * seed),
+                                                    ("segmentation", 0.5, "test Dice, images with a finding", 0.3)]]  # fmt: skip
+    study = {"classification_epochs": 1, "segmentation_epochs": 1, "eval_items": 6, "segmentation_batch_size": 4}  # the others: the bundles' defaults
+    ablation.write_text(json.dumps({"machine": {"cpu": "test CPU"}, "study": study, "records": records}))
     again = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--noise_from", str(ablation))
     assert succeeded(again)
     assert again.stdout.count("reusing") == len(ENCODERS) * len(TASKS)
@@ -194,7 +200,9 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     assert noise[("zero-shot, five classes", "macro AUC")] == pytest.approx(0.1)  # sd of 0.6, 0.7, 0.8
     assert noise[("linear classification, 50 % labels", "test macro AUC")] == pytest.approx(0.1)
     assert math.isnan(noise[("zero-shot, five classes", "ACC")])  # not in the report
+    assert math.isnan(noise[("segmentation, 50 % labels", "test Dice, images with a finding")])
     assert "over 3 pretraining seeds of `reclf` in ablation_report.json (test CPU" in content["noise_source"]
+    assert content["noise_source"].endswith("no noise for segmentation (the report ran them with other segmentation: segmentation_batch_size, segmentation_dice)")
     assert (output / "downstream_table.md").read_text().splitlines()[0].endswith("| chance | pretrained - best baseline | seed-to-seed sd |")
 
     changed = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "classification", "--classification_epochs", "2")
@@ -244,9 +252,23 @@ def test_grounding_is_left_out_for_a_global_only_checkpoint(corpus, tmp_path):
 def test_noise_from_a_file_that_is_no_ablation_report_or_lacks_the_aggregation_is_refused(tmp_path):
     table_output = tmp_path / "downstream_table.json"
     table_output.write_text(json.dumps({"rows": []}))
+    table = table_script.parse_args(["--checkpoint", "c.pt", "--dataset_dir", "d", "--output_dir", "o"])
     with pytest.raises(SystemExit, match="not an ablation report"):
-        table_script.seed_noise(table_output, "reclf", 0.1)
+        table_script.seed_noise(table_output, "reclf", table)
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"records": [{"mode": "mean", "seed": 0, "task": "zeroshot_five", "fraction": None, "status": "computed", "figures": {"macro AUC": 0.7}}]}))
     with pytest.raises(SystemExit, match="no finished cell of aggregation 'reclf'"):
-        table_script.seed_noise(report, "reclf", 0.1)
+        table_script.seed_noise(report, "reclf", table)
+
+
+def test_noise_from_a_report_without_its_schedule_counts_only_for_tasks_without_one(tmp_path):
+    """An older report records no downstream schedule: its spread stands for the tasks that have
+    none (zero-shot), not for a trained decoder's whose schedule it cannot show."""
+    records = [{"mode": "reclf", "seed": seed, "task": task, "fraction": fraction, "status": "computed", "figures": {"figure": 0.5 + seed / 10}}
+               for seed in (0, 1) for task, fraction in [("zeroshot_five", None), ("segmentation", 0.1)]]  # fmt: skip
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"records": records}))
+    table = table_script.parse_args(["--checkpoint", "c.pt", "--dataset_dir", "d", "--output_dir", "o"])
+    values, source = table_script.seed_noise(report, "reclf", table)
+    assert values == {("zeroshot_five", "figure"): [0.5, 0.6]}
+    assert source.endswith("no noise for segmentation (the report does not record its downstream schedule)")
