@@ -82,12 +82,12 @@ echo "[demo] pretraining took $pretraining_seconds s"
 # Downstream: every task bundle on the pretrained model and on the same network untrained (from
 # ImageNet, and random with batch-norm statistics estimated), with chance levels; test figures on
 # a seeded sample of 200 test (and validation) images for classification, segmentation and
-# grounding. The linear head's and decoder's learning rates, epochs, and the decoder's batch and
-# Dice loss (batches of 4, Dice per image, as the metric counts it) were chosen on validation.
+# grounding. The linear head's and decoder's learning rates and epochs, and the decoder's batch of
+# 4, were chosen on validation (research/notebook.md).
 downstream_start=$(date +%s)
 "$py" scripts/downstream_table.py --checkpoint "$run/models/model.pt" --dataset_dir "$data" \
   --output_dir "$out/downstream" --data_fraction 0.1 --classification_epochs 5 --classification_learning_rate 0.01 \
-  --segmentation_epochs 3 --segmentation_learning_rate 0.002 --segmentation_batch_size 4 --segmentation_dice image \
+  --segmentation_epochs 3 --segmentation_learning_rate 0.002 --segmentation_batch_size 4 \
   --eval_items 200 \
   --noise_from "$root/docs/results_ablation_imagenet.json"
 echo "[demo] downstream tasks took $(( $(date +%s) - downstream_start )) s"
