@@ -386,10 +386,11 @@ def seed_noise(report_file: Path, aggregation: str, args: argparse.Namespace) ->
     host = report.get("machine", {})
     source = (f"seed-to-seed sd: sample standard deviation over {len(seeds)} pretraining seeds of `{aggregation}` "
               f"in {report_file.name} ({host.get('cpu', 'machine not recorded')}; its schedule is in the report)")
-    if other_schedule:
-        reason = "the report does not record its downstream schedule" if study is None else "the report ran them with other " + ", ".join(
-            f"{task}: {', '.join(options)}" for task, options in sorted(other_schedule.items()))
-        source += f"; no noise for {', '.join(sorted(other_schedule))} ({reason})"
+    if study is None and other_schedule:
+        source += f"; no noise for {', '.join(sorted(other_schedule))}: the report does not record its downstream schedule"
+    elif other_schedule:
+        source += "; no noise where the report's study ran another schedule: " + "; ".join(
+            f"{task} (other {', '.join(options)})" for task, options in sorted(other_schedule.items()))
     return values, source
 
 

@@ -202,7 +202,7 @@ def test_a_finished_run_is_reused_and_a_changed_setting_runs_again(table, corpus
     assert math.isnan(noise[("zero-shot, five classes", "ACC")])  # not in the report
     assert math.isnan(noise[("segmentation, 50 % labels", "test Dice, images with a finding")])
     assert "over 3 pretraining seeds of `reclf` in ablation_report.json (test CPU" in content["noise_source"]
-    assert content["noise_source"].endswith("no noise for segmentation (the report ran them with other segmentation: segmentation_batch_size, segmentation_dice)")
+    assert content["noise_source"].endswith("no noise where the report's study ran another schedule: segmentation (other segmentation_batch_size, segmentation_dice)")
     assert (output / "downstream_table.md").read_text().splitlines()[0].endswith("| chance | pretrained - best baseline | seed-to-seed sd |")
 
     changed = downstream_table(corpus, checkpoint, output, "--eval_items", "6", "--tasks", "classification", "--classification_epochs", "2")
@@ -271,4 +271,4 @@ def test_noise_from_a_report_without_its_schedule_counts_only_for_tasks_without_
     table = table_script.parse_args(["--checkpoint", "c.pt", "--dataset_dir", "d", "--output_dir", "o"])
     values, source = table_script.seed_noise(report, "reclf", table)
     assert values == {("zeroshot_five", "figure"): [0.5, 0.6]}
-    assert source.endswith("no noise for segmentation (the report does not record its downstream schedule)")
+    assert source.endswith("no noise for segmentation: the report does not record its downstream schedule")
