@@ -440,7 +440,8 @@ def plot_table(rows: list[dict], encoders: list[str], title: str, target: Path) 
     for index, encoder in enumerate(encoders):
         positions = [position + (index - (len(encoders) - 1) / 2) * width for position in range(len(rows))]
         noise = [row.get("noise", math.nan) for row in rows]
-        errors = [0.0 if math.isnan(value) else value for value in noise] if encoder == PRETRAINED and not all(map(math.isnan, noise)) else None
+        # no bar where the noise is unknown (NaN): matplotlib leaves it out, where 0 would claim none
+        errors = noise if encoder == PRETRAINED and not all(map(math.isnan, noise)) else None
         axes.bar(positions, [row[encoder] for row in rows], width, yerr=errors, capsize=3, label=COLUMNS[encoder], color=colours.get(encoder))
     for position, row in enumerate(rows):
         if not math.isnan(row["chance"]):
