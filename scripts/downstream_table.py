@@ -162,14 +162,14 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
 
         return steps
 
-    def trained_on_encoder(epochs: int, learning_rate: float | None, **schedule: Any):
-        """`schedule`: further training overrides, those set to None left at the bundle's default."""
+    def trained_on_encoder(epochs: int, learning_rate: float | None, schedule: dict[str, Any] | None = None):
+        """`schedule`: further training overrides by bundle id; those set to None keep the bundle's default."""
 
         def steps(checkpoint: str, folder: Path) -> list[Step]:
             shared = {**common, "datalist": str(datalist), "ckpt_dir": str(folder / "models")}
             train = {
                 **shared, "pretrained_checkpoint": checkpoint, "data_fraction": args.data_fraction,
-                **{key: value for key, value in {"learning_rate": learning_rate, **schedule}.items() if value is not None},
+                **{key: value for key, value in {"learning_rate": learning_rate, **(schedule or {})}.items() if value is not None},
                 "train#trainer#max_epochs": epochs, "val_interval": epochs, "output_dir": str(folder / "train"),
                 "seed": args.seed,
                 "overwrite": True,  # a task runs again only when its folder holds no finished run with these settings
@@ -196,8 +196,8 @@ def build_tasks(args: argparse.Namespace, datalist: Path) -> list[Task]:
         Task("classification", f"linear classification, {percent} labels", "reclf_classification",
              trained_on_encoder(args.classification_epochs, args.classification_learning_rate), [Figure("test macro AUC", ("test", "auc"), lambda _: 0.5)]),
         Task("segmentation", f"segmentation, {percent} labels", "reclf_segmentation",
-             trained_on_encoder(args.segmentation_epochs, args.segmentation_learning_rate, batch_size=args.segmentation_batch_size,
-                                **{"loss#batch": DICE_LOSSES.get(args.segmentation_dice)}),
+             trained_on_encoder(args.segmentation_epochs, args.segmentation_learning_rate,
+                                {"batch_size": args.segmentation_batch_size, "loss#batch": DICE_LOSSES.get(args.segmentation_dice)}),
              [Figure("test Dice, images with a finding", ("test", "dice_nonempty"), lambda _: 0.0),
               Figure("test mean Dice, all images", ("test", "mean_dice"), lambda _: empty_mask_dice(datalist))]),
         Task("retrieval", "retrieval, class match", "reclf_retrieval", whole_model({}, run_id="run_class_retrieval"),
